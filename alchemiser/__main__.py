@@ -1,0 +1,3 @@
+from alchemiser.cli.main import main
+
+main()
