@@ -83,7 +83,9 @@ class LiveSettings:
             loaded = load_settings(self.path, self._env)
         except ConfigError as exc:
             errors = [str(p) for p in exc.problems]
-            log.error("config_rejected", path=str(self.path), errors=errors, kept="previous settings")
+            log.error(
+                "config_rejected", path=str(self.path), errors=errors, kept="previous settings"
+            )
             return ReloadOutcome(applied=False, errors=errors)
 
         old = self._current
@@ -113,7 +115,10 @@ class LiveSettings:
             try:
                 listener(old, new)
             except Exception:
-                log.exception("config_listener_failed", listener=getattr(listener, "__qualname__", repr(listener)))
+                log.exception(
+                    "config_listener_failed",
+                    listener=getattr(listener, "__qualname__", repr(listener)),
+                )
         return ReloadOutcome(applied=True, changes=live_changes, restart_required=restart)
 
     def file_changed(self) -> bool:
@@ -126,7 +131,9 @@ class LiveSettings:
             if self.file_changed():
                 if self.path is not None and not self.path.exists():
                     self._fingerprint = None
-                    log.warning("config_file_missing", path=str(self.path), kept="previous settings")
+                    log.warning(
+                        "config_file_missing", path=str(self.path), kept="previous settings"
+                    )
                     continue
                 self.reload()
 

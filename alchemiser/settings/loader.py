@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from alchemiser.settings.view import render_value
 from alchemiser.settings.root import (
     ENV_PREFIX,
     SECRET_ENV,
@@ -22,6 +21,7 @@ from alchemiser.settings.root import (
     default_config_path,
     env_overlay,
 )
+from alchemiser.settings.view import render_value
 
 # Keys that hold secrets and so may never be written in the config file.
 FILE_FORBIDDEN = {
@@ -87,7 +87,11 @@ def load_settings(
         used_path = file_path
     elif explicit:
         raise ConfigError(
-            [ConfigProblem(str(file_path), "config file not found", source="--config/ALCHEMISER_CONFIG")]
+            [
+                ConfigProblem(
+                    str(file_path), "config file not found", source="--config/ALCHEMISER_CONFIG"
+                )
+            ]
         )
 
     problems = _secrets_in_file(file_values, file_path)
