@@ -70,7 +70,10 @@ class AuditEntry(Base):
     correlation_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JsonMap)
 
-    __table_args__ = (Index("ix_audit_account_at", "account", "at"), Index("ix_audit_action", "action"))
+    __table_args__ = (
+        Index("ix_audit_account_at", "account", "at"),
+        Index("ix_audit_action", "action"),
+    )
 
 
 class JobRun(Base):
