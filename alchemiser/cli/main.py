@@ -1,0 +1,51 @@
+"""`alchemiser`: the command line. Exit codes: 0 ok, 1 error, 2 usage, 3 config, 4 database, 5 already running."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from alchemiser import __version__
+from alchemiser.cli.common import CliState
+from alchemiser.cli.config_cmd import config_group
+from alchemiser.cli.db_cmd import db_group
+from alchemiser.cli.queue_cmd import queue_group
+from alchemiser.cli.run_cmd import run_command
+from alchemiser.cli.status_cmd import doctor_command, status_command
+from alchemiser.cli.vol_index import vol_index_command
+from alchemiser.exit_codes import ExitCode
+
+EPILOG = "Exit codes: 0 ok, 1 error, 2 usage, 3 config error, 4 database error, 5 another instance running."
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ALCHEMISER_CONFIG",
+    help="Config file (default: config/alchemiser.toml if present; env ALCHEMISER_CONFIG).",
+)
+@click.version_option(__version__, prog_name="alchemiser")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Tail hedges and option income for a leveraged US equity book."""
+    ctx.obj = CliState(config_path=config_path)
+
+
+cli.add_command(run_command)
+cli.add_command(config_group)
+cli.add_command(db_group)
+cli.add_command(status_command)
+cli.add_command(doctor_command)
+cli.add_command(queue_group)
+cli.add_command(vol_index_command)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="alchemiser", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(int(ExitCode.ERROR))

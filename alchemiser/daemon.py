@@ -1,0 +1,291 @@
+"""The daemon: start-up in a fixed order, run until SIGTERM/SIGINT, shut down cleanly.
+
+Start-up order: settings -> logging -> database (migrate, or refuse an old
+schema) -> single-instance lock -> broker -> scheduler. Each step that fails
+ends the process with the documented exit code and a message that says what
+to do. Operational cadences (heartbeat, config polling) run on real time;
+everything the strategies see comes from the Clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from alchemiser import __version__
+from alchemiser.clock import Clock, RealClock
+from alchemiser.exit_codes import ExitCode
+from alchemiser.instance_lock import InstanceLock, instance_lock_for
+from alchemiser.jobs import JOBS
+from alchemiser.logs import (
+    apply_levels,
+    configure_logging,
+    register_settings_secrets,
+    set_process_correlation_id,
+)
+from alchemiser.scheduler import DaemonScheduler, JobRunner, JobSpec
+from alchemiser.settings import LiveSettings, LoadedSettings, Settings
+from alchemiser.store import migrate
+from alchemiser.store.audit import AuditLog
+from alchemiser.store.engine import create_engine, describe_url, session_factory
+from alchemiser.store.instances import Instances
+from alchemiser.store.job_runs import JobRuns
+from alchemiser.store.queue import DurableQueue
+from alchemiser.trading_calendar import TradingCalendar, nyse_calendar
+
+log = structlog.stdlib.get_logger("alchemiser.daemon")
+
+
+class DaemonExit(Exception):
+    """Stop start-up (or the run) with this exit code; the message says why."""
+
+    def __init__(self, code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Services:
+    """The wired parts that jobs and strategy services are built from."""
+
+    settings: LiveSettings
+    clock: Clock
+    calendar: TradingCalendar
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    queue: DurableQueue
+    audit: AuditLog
+    job_runs: JobRuns
+    instance_id: str
+
+
+class Daemon:
+    def __init__(
+        self,
+        loaded: LoadedSettings,
+        *,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+        log_stream: TextIO | None = None,
+        handle_signals: bool = True,
+        config_poll_seconds: float = 2.0,
+        jobs: tuple[JobSpec, ...] = JOBS,
+    ) -> None:
+        self.jobs = jobs
+        self.live = LiveSettings(loaded.settings, loaded.path, env)
+        self._warnings = loaded.warnings
+        self.clock: Clock = clock or RealClock()
+        self.instance_id = uuid.uuid4().hex
+        self._log_stream = log_stream
+        self._handle_signals = handle_signals
+        self._config_poll_seconds = config_poll_seconds
+        self._stop = asyncio.Event()
+        self._exit_code = ExitCode.OK
+        self._started_monotonic = 0.0
+        self.scheduler: DaemonScheduler | None = None
+        self.services: Services | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.current
+
+    def request_stop(self, reason: str, code: ExitCode = ExitCode.OK) -> None:
+        if not self._stop.is_set():
+            log.info("daemon_stopping", reason=reason)
+            self._exit_code = code
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Run until asked to stop; returns the process exit code."""
+        configure_logging(self.settings.logging, self._log_stream)
+        register_settings_secrets(self.settings)
+        set_process_correlation_id(self.instance_id)
+        self.live.on_change(
+            lambda _old, new: (apply_levels(new.logging), register_settings_secrets(new))
+        )
+        log.info(
+            "daemon_starting",
+            version=__version__,
+            mode=self.settings.mode,
+            broker=self.settings.broker.kind,
+            account=self.settings.broker.account,
+            config=str(self.live.path) if self.live.path else "(defaults: no config file)",
+            database=describe_url(self.settings.database.url.get_secret_value()),
+            pid=os.getpid(),
+        )
+        for warning in self._warnings:
+            log.warning("config_warning", warning=warning)
+        try:
+            return await self._run()
+        except DaemonExit as exc:
+            log.error("daemon_start_failed", reason=str(exc), exit_code=int(exc.code))
+            return int(exc.code)
+
+    @staticmethod
+    def _settings_changed(_old: Settings, new: Settings) -> None:
+        apply_levels(new.logging)
+        register_settings_secrets(new)
+
+    async def _run(self) -> int:
+        url = self.settings.database.url.get_secret_value()
+        engine = create_engine(url, echo=self.settings.database.echo)
+        lock: InstanceLock | None = None
+        background: list[asyncio.Task[None]] = []
+        instances: Instances | None = None
+        try:
+            await self._prepare_database(engine, url)
+            lock = instance_lock_for(engine, url, self.settings.broker.account)
+            if not await lock.acquire():
+                lock = None
+                raise DaemonExit(
+                    ExitCode.ALREADY_RUNNING,
+                    f"another alchemiser daemon is already running for account "
+                    f"{self.settings.broker.account!r} on this database "
+                    f"({instance_lock_for(engine, url, self.settings.broker.account).description})",
+                )
+            sessions = session_factory(engine)
+            instances = Instances(sessions, self.settings.broker.account)
+            await instances.started(
+                self.instance_id,
+                socket.gethostname(),
+                os.getpid(),
+                __version__,
+                self.settings.mode,
+                self.clock.now(),
+            )
+            self._connect_broker()
+            services = self._wire(engine, sessions)
+            self.services = services
+            self.scheduler = DaemonScheduler(
+                self.clock, services.calendar, self.live, JobRunner(services), list(self.jobs)
+            )
+            self.scheduler.start()
+            self._install_signal_handlers()
+            self._started_monotonic = asyncio.get_running_loop().time()
+            background = [
+                asyncio.create_task(self._heartbeat(instances, lock), name="heartbeat"),
+                asyncio.create_task(
+                    self.live.watch(self._config_poll_seconds), name="config-watch"
+                ),
+            ]
+            log.info("daemon_started", instance_id=self.instance_id, lock=lock.description)
+            await self._stop.wait()
+            return int(self._exit_code)
+        finally:
+            await self._shutdown(engine, lock, background, instances)
+
+    async def _prepare_database(self, engine: AsyncEngine, url: str) -> None:
+        try:
+            state = await migrate.schema_state(engine)
+        except Exception as exc:  # connection, auth, missing file directory...
+            raise DaemonExit(
+                ExitCode.DATABASE, f"cannot reach the database at {describe_url(url)}: {exc}"
+            ) from None
+        if state.up_to_date:
+            log.info("database_ready", schema=state.current)
+            return
+        if not self.settings.database.auto_migrate:
+            raise DaemonExit(
+                ExitCode.DATABASE,
+                f"database schema is at {state.current or 'nothing (empty database)'} but this "
+                f"version needs {state.head}; database.auto_migrate is false: run "
+                "`alchemiser db upgrade`, then start again",
+            )
+        log.info("database_migrating", current=state.current, head=state.head)
+        try:
+            await migrate.upgrade(engine)
+        except Exception as exc:
+            raise DaemonExit(ExitCode.DATABASE, f"migration to {state.head} failed: {exc}") from exc
+        log.info("database_migrated", schema=state.head)
+
+    def _connect_broker(self) -> None:
+        broker = self.settings.broker
+        if broker.kind == "alpaca" and (broker.key is None or broker.secret is None):
+            raise DaemonExit(
+                ExitCode.CONFIG,
+                "broker.kind = 'alpaca' needs credentials: set ALPACA__KEY and ALPACA__SECRET "
+                "in the environment",
+            )
+        if self.settings.mode == "live":
+            log.warning("live_trading_enabled", account=broker.account, note="REAL MONEY")
+        log.info("broker_selected", kind=broker.kind, mode=self.settings.mode)
+
+    def _wire(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> Services:
+        account = self.settings.broker.account
+        return Services(
+            settings=self.live,
+            clock=self.clock,
+            calendar=nyse_calendar(),
+            engine=engine,
+            sessions=sessions,
+            queue=DurableQueue(sessions, self.clock),
+            audit=AuditLog(sessions, self.clock, account),
+            job_runs=JobRuns(sessions, account),
+            instance_id=self.instance_id,
+        )
+
+    def _install_signal_handlers(self) -> None:
+        if not self._handle_signals:
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
+
+    def _reload_on_signal(self) -> None:
+        log.info("config_reload_requested", signal="SIGHUP")
+        self.live.reload()
+
+    async def _heartbeat(self, instances: Instances, lock: InstanceLock) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.logging.heartbeat_seconds)
+            if not await lock.still_held():
+                log.critical("instance_lock_lost", lock=lock.description, action="stopping")
+                self.request_stop("instance lock lost", ExitCode.ERROR)
+                return
+            try:
+                await instances.beat(self.instance_id, self.clock.now())
+            except Exception:  # a database hiccup must not stop the heartbeat line
+                log.exception("heartbeat_store_failed")
+            log.info(
+                "heartbeat",
+                version=__version__,
+                mode=self.settings.mode,
+                broker=self.settings.broker.kind,
+                uptime_seconds=round(loop.time() - self._started_monotonic),
+                clock=self.clock.now().isoformat(timespec="seconds"),
+                next_jobs=self.scheduler.next_runs()[:5] if self.scheduler else [],
+            )
+
+    async def _shutdown(
+        self,
+        engine: AsyncEngine,
+        lock: InstanceLock | None,
+        background: list[asyncio.Task[None]],
+        instances: Instances | None,
+    ) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.shutdown(self.settings.schedule.shutdown_grace_seconds)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if instances is not None and lock is not None:
+            with contextlib.suppress(Exception):  # stopping anyway; the row is informational
+                await instances.stopped(self.instance_id, self.clock.now())
+        if lock is not None:
+            with contextlib.suppress(Exception):  # a lost connection already released it
+                await lock.release()
+        await engine.dispose()
+        if lock is not None:
+            log.info("daemon_stopped", instance_id=self.instance_id, exit_code=int(self._exit_code))
