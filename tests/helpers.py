@@ -1,0 +1,50 @@
+"""Small test utilities shared by several test modules (no fakes of our own code)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alchemiser.clock import Clock
+from alchemiser.daemon import Services
+from alchemiser.settings import LiveSettings, load_settings
+from alchemiser.store.audit import AuditLog
+from alchemiser.store.engine import session_factory
+from alchemiser.store.job_runs import JobRuns
+from alchemiser.store.queue import DurableQueue
+from alchemiser.trading_calendar import nyse_calendar
+
+
+def make_services(
+    engine: AsyncEngine, clock: Clock, config: Path | None = None, account: str = "default"
+) -> Services:
+    """The daemon's real services on a test database (what Daemon._wire builds)."""
+    sessions = session_factory(engine)
+    loaded = load_settings(config, env={})
+    return Services(
+        settings=LiveSettings(loaded.settings, loaded.path, env={}),
+        clock=clock,
+        calendar=nyse_calendar(),
+        engine=engine,
+        sessions=sessions,
+        queue=DurableQueue(sessions, clock),
+        audit=AuditLog(sessions, clock, account),
+        job_runs=JobRuns(sessions, account),
+        instance_id=uuid.uuid4().hex,
+    )
+
+
+async def wait_for(
+    predicate: Callable[[], bool], limit: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll ``predicate`` on the event loop until true; fail after ``limit`` real seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {limit}s waiting for {what}")
+        await asyncio.sleep(0.01)
