@@ -47,6 +47,15 @@ class DatabaseSettings(Section):
         return value
 
 
+class QueueSettings(Section):
+    # Seconds a claimed job stays invisible to other workers before it may be claimed again.
+    visibility_timeout_seconds: int = Field(default=900, ge=30, le=12 * 3600)
+    # Attempts before a job moves to the dead-letter queue.
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    # Days unfinished work may wait before it is dead-lettered (and done jobs are deleted).
+    retention_days: int = Field(default=4, ge=1, le=14)
+
+
 # "HH:MM" (wall time, America/New_York) or "open+30m" / "close-30m" relative to
 # that session's open or close, so close-relative jobs follow early closes.
 SCHEDULE_SPEC = re.compile(

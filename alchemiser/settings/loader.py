@@ -183,11 +183,17 @@ def _explain(
     return problems
 
 
-def _flat_keys(values: Mapping[str, Any], prefix: str = "") -> set[str]:
+def _flat_keys(values: Any, prefix: str = "") -> set[str]:
+    """Every dotted path present in a nested mapping, list items by index (``a.0.b``)."""
     keys: set[str] = set()
-    for key, value in values.items():
+    if isinstance(values, Mapping):
+        items: list[tuple[Any, Any]] = list(values.items())
+    elif isinstance(values, list):
+        items = list(enumerate(values))
+    else:
+        return keys
+    for key, value in items:
         dotted = f"{prefix}{key}"
         keys.add(dotted)
-        if isinstance(value, Mapping):
-            keys |= _flat_keys(value, dotted + ".")
+        keys |= _flat_keys(value, dotted + ".")
     return keys

@@ -20,6 +20,7 @@ from alchemiser.settings.core import (
     BrokerSettings,
     DatabaseSettings,
     LoggingSettings,
+    QueueSettings,
     ScheduleSettings,
     SimSettings,
     WebSettings,
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     mode: Literal["paper", "live"] = "paper"
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     hedging: HedgingSettings = Field(default_factory=HedgingSettings)
     income: IncomeSettings = Field(default_factory=IncomeSettings)

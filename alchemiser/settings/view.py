@@ -24,7 +24,7 @@ def redact_url(url: str) -> str:
 
 
 def flatten(model: BaseModel, show_secrets: bool = False, prefix: str = "") -> dict[str, Any]:
-    """``{"hedging.monthly_cap_pct": Decimal("0.35"), ...}``; secrets redacted unless asked."""
+    """``{"hedging.caps.monthly_pct": Decimal("0.35"), ...}``; secrets redacted unless asked."""
     flat: dict[str, Any] = {}
     for name in type(model).model_fields:
         value = getattr(model, name)
@@ -78,6 +78,8 @@ def render_value(value: Any) -> str:
         return str(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, BaseModel):
+        value = {name: getattr(value, name) for name in type(value).model_fields}
     if isinstance(value, dict):
         inner = ", ".join(f"{_toml_key(k)} = {render_value(v)}" for k, v in value.items())
         return "{ " + inner + " }" if inner else "{}"
@@ -92,14 +94,13 @@ def _toml_key(key: str) -> str:
 
 def render_toml(model: BaseModel, show_secrets: bool = False) -> str:
     """The effective settings as TOML text (what `config show` prints)."""
-    flat = flatten(model, show_secrets)
-    lines: list[str] = []
-    current = None
-    for key, value in flat.items():
+    # Group by table, in order of first appearance: a table header may appear only once.
+    tables: dict[str, list[str]] = {}
+    for key, value in flatten(model, show_secrets).items():
         section, _, leaf = key.rpartition(".")
-        if section != current:
-            if section:
-                lines.append(f"\n[{section}]")
-            current = section
-        lines.append(f"{leaf} = {render_value(value)}")
+        tables.setdefault(section, []).append(f"{leaf} = {render_value(value)}")
+    lines: list[str] = list(tables.pop("", []))
+    for section, entries in tables.items():
+        lines.append(f"\n[{section}]")
+        lines.extend(entries)
     return "\n".join(lines).lstrip("\n") + "\n"
