@@ -228,7 +228,7 @@ class Daemon:
             calendar=nyse_calendar(),
             engine=engine,
             sessions=sessions,
-            queue=DurableQueue(sessions, self.clock),
+            queue=DurableQueue(sessions, self.clock, lambda: self.live.queue),
             audit=AuditLog(sessions, self.clock, account),
             job_runs=JobRuns(sessions, account),
             instance_id=self.instance_id,

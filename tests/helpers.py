@@ -25,13 +25,14 @@ def make_services(
     """The daemon's real services on a test database (what Daemon._wire builds)."""
     sessions = session_factory(engine)
     loaded = load_settings(config, env={})
+    live = LiveSettings(loaded.settings, loaded.path, env={})
     return Services(
-        settings=LiveSettings(loaded.settings, loaded.path, env={}),
+        settings=live,
         clock=clock,
         calendar=nyse_calendar(),
         engine=engine,
         sessions=sessions,
-        queue=DurableQueue(sessions, clock),
+        queue=DurableQueue(sessions, clock, lambda: live.queue),
         audit=AuditLog(sessions, clock, account),
         job_runs=JobRuns(sessions, account),
         instance_id=uuid.uuid4().hex,
