@@ -119,7 +119,9 @@ def run_in_thread(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 @pytest.fixture
-async def empty_db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+async def empty_db_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
     """A database with no tables at all, on the parametrised backend."""
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'alchemiser.db'}"
@@ -131,7 +133,9 @@ async def empty_db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequ
 
 
 @pytest.fixture
-async def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+async def db_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
     """A database migrated to head, on the parametrised backend."""
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'alchemiser.db'}"
