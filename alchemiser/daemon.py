@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from alchemiser import __version__
 from alchemiser.clock import Clock, RealClock
 from alchemiser.exit_codes import ExitCode
-from alchemiser.instance_lock import InstanceLock, instance_lock_for
 from alchemiser.jobs import JOBS
 from alchemiser.logs import (
     apply_levels,
@@ -38,6 +37,7 @@ from alchemiser.settings import LiveSettings, LoadedSettings, Settings
 from alchemiser.store import migrate
 from alchemiser.store.audit import AuditLog
 from alchemiser.store.engine import create_engine, describe_url, session_factory
+from alchemiser.store.instance_lock import InstanceLock, instance_lock_for
 from alchemiser.store.instances import Instances
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.exit_codes import ExitCode
 from alchemiser.settings import ConfigError, LoadedSettings, Settings, load_settings
 from alchemiser.store import migrate
-from alchemiser.store.engine import create_engine, describe_url
+from alchemiser.store.engine import create_engine, describe_url, ping
 
 T = TypeVar("T")
 
@@ -86,8 +85,7 @@ async def open_database(
 
 async def check_reachable(engine: AsyncEngine, url: str) -> None:
     try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(engine)
     except Exception as exc:  # driver errors vary by backend; all mean "cannot use it"
         raise CliFailure(
             f"cannot reach the database at {describe_url(url)}: {exc}", ExitCode.DATABASE

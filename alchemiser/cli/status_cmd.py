@@ -19,11 +19,11 @@ from alchemiser.cli.common import (
 )
 from alchemiser.clock import NEW_YORK, RealClock
 from alchemiser.exit_codes import ExitCode
-from alchemiser.instance_lock import instance_lock_for
 from alchemiser.session_triggers import SessionTrigger
 from alchemiser.settings import ConfigError, Settings, load_settings
 from alchemiser.store import migrate
 from alchemiser.store.engine import create_engine, describe_url, session_factory
+from alchemiser.store.instance_lock import instance_lock_for
 from alchemiser.store.instances import Instances
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -67,3 +67,9 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 def describe_url(url: str) -> str:
     """The URL with any password hidden, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Run a trivial query: raises whatever the driver raises if the database is unusable."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
