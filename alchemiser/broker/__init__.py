@@ -1,0 +1,1 @@
+"""Brokers: the protocol every strategy uses, and its adapters (sim, Alpaca)."""
