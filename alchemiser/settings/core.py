@@ -97,12 +97,18 @@ class ScheduleSettings(Section):
         return value
 
 
+# Libraries whose INFO lines repeat what our own events already say.
+QUIET_LIBRARIES: dict[str, LogLevel] = {
+    "alembic": "WARNING",
+    "apscheduler": "WARNING",
+    "aiosqlite": "WARNING",
+}
+
+
 class LoggingSettings(Section):
     level: LogLevel = "INFO"
     # Per-logger levels, e.g. { "apscheduler" = "WARNING", "alchemiser.hedging" = "DEBUG" }.
-    levels: dict[str, LogLevel] = Field(
-        default_factory=lambda: {"apscheduler": "WARNING", "aiosqlite": "WARNING"}
-    )
+    levels: dict[str, LogLevel] = Field(default_factory=lambda: dict(QUIET_LIBRARIES))
     format: Literal["auto", "json", "console"] = "auto"
     heartbeat_seconds: float = Field(default=60.0, gt=0, le=3600)
 

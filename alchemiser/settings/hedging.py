@@ -4,108 +4,25 @@ Every default is the value of PARAMETERS.md. Units follow one convention:
 ``*_pct`` is a percentage in percent units (0.35 means 0.35 %; "of NAV" unless
 the name or comment says of what), ``*_abs_delta`` is an unsigned option delta,
 money is ``Decimal`` dollars, counts and days are ``int``.
-
-The shared pieces at the top (``Symbol``, ``OrderSettings``, the check helpers)
-are also used by the income and risk sections.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from alchemiser.settings.base import Section
-
-# ---------------------------------------------------------------------------
-# Shared helpers
-# ---------------------------------------------------------------------------
-
-_TICKER = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[.\-][A-Z0-9]{1,4})?$")
-
-
-def _ticker(value: str) -> str:
-    if not _TICKER.match(value):
-        raise ValueError(
-            f"{value!r} is not a ticker symbol: use upper-case letters and digits, e.g. 'QQQ' or 'BRK.B'"
-        )
-    return value
-
-
-# An exchange ticker such as "QQQ"; written in upper case so lookups never depend on spelling.
-Symbol = Annotated[str, AfterValidator(_ticker)]
-
-
-def fmt(value: Decimal | float | int) -> str:
-    """A number as a person would write it: no exponent, no trailing zeros."""
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return str(value)
-
-
-def fail_if(problems: Iterable[str]) -> None:
-    """Raise one error naming every problem found, so a user fixes them all in one edit."""
-    found = [p for p in problems if p]
-    if found:
-        raise ValueError("; ".join(found))
-
-
-def range_problem(low_name: str, low: Decimal | int, high_name: str, high: Decimal | int) -> str:
-    """Message for a min/max pair given the wrong way round ('' when it is fine)."""
-    if low > high:
-        return f"{low_name} ({fmt(low)}) must not be above {high_name} ({fmt(high)})"
-    return ""
-
-
-def weights_problem(what: str, weights: dict[str, Decimal]) -> str:
-    """Message for weights that do not add up to exactly 1 ('' when they do)."""
-    total = sum(weights.values(), Decimal(0))
-    if total != 1:
-        parts = " + ".join(f"{name} ({fmt(w)})" for name, w in weights.items())
-        return f"{what} must add up to 1: {parts} = {fmt(total)}"
-    return ""
-
-
-def _empty_is_none(value: object) -> object:
-    # TOML has no null: an empty string means "not set" (it is also how `config show` prints None).
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
-class OrderSettings(Section):
-    """How a limit order is priced and chased (shared by hedge buys and income sells).
-
-    The first limit is ``initial_improvement_pct`` of mid better than mid (a buy
-    at mid x 0.98 by default; a sell at mid x 1.02). If unfilled after
-    ``first_wait_seconds``, the limit moves ``reprice_step_pct`` of mid toward
-    the far side every ``reprice_wait_seconds``, at most ``max_reprice_steps``
-    times, and never more than ``max_slippage_pct`` of mid worse than mid. Only
-    the unfilled quantity is re-priced. Time in force is always "day".
-    """
-
-    initial_improvement_pct: Decimal = Field(default=Decimal("2"), ge=0, le=50)
-    poll_interval_seconds: float = Field(default=2.0, gt=0, le=60)
-    first_wait_seconds: int = Field(default=300, ge=1, le=3600)
-    reprice_step_pct: Decimal = Field(default=Decimal("1"), gt=0, le=50)
-    reprice_wait_seconds: int = Field(default=60, ge=1, le=3600)
-    max_reprice_steps: int = Field(default=4, ge=0, le=50)
-    max_slippage_pct: Decimal = Field(default=Decimal("2"), ge=0, le=50)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> OrderSettings:
-        problems = []
-        if self.poll_interval_seconds > self.first_wait_seconds:
-            problems.append(
-                f"poll_interval_seconds ({fmt(self.poll_interval_seconds)}) must not be above "
-                f"first_wait_seconds ({self.first_wait_seconds}): the order would never be polled"
-            )
-        fail_if(problems)
-        return self
-
+from alchemiser.settings.base import (
+    Section,
+    Symbol,
+    empty_is_none,
+    fail_if,
+    fmt,
+    range_problem,
+    weights_problem,
+)
+from alchemiser.settings.orders import OrderSettings
 
 # ---------------------------------------------------------------------------
 # Volatility regime and budget
@@ -371,7 +288,7 @@ class VolIndex(Section):
     horizon_days: int = Field(default=30, ge=7, le=365)
     # None (written "" in the file) switches the VIXY fallback off.
     vixy_scale: Annotated[
-        Annotated[Decimal, Field(gt=0, le=1000)] | None, BeforeValidator(_empty_is_none)
+        Annotated[Decimal, Field(gt=0, le=1000)] | None, BeforeValidator(empty_is_none)
     ] = None
 
 

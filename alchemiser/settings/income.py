@@ -7,45 +7,14 @@ positive, puts negative); ``*_pct`` is in percent units.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from alchemiser.settings.base import Section
-from alchemiser.settings.hedging import (
-    OrderSettings,
-    Symbol,
-    fail_if,
-    fmt,
-    range_problem,
-    weights_problem,
-)
+from alchemiser.settings.base import Section, Symbol, fail_if, fmt, range_problem, weights_problem
+from alchemiser.settings.orders import OrderSettings
 
-# S&P long-term issuer scale, best first: the screen compares positions in this tuple.
-CREDIT_RATINGS = (
-    "AAA",
-    "AA+",
-    "AA",
-    "AA-",
-    "A+",
-    "A",
-    "A-",
-    "BBB+",
-    "BBB",
-    "BBB-",
-    "BB+",
-    "BB",
-    "BB-",
-    "B+",
-    "B",
-    "B-",
-    "CCC+",
-    "CCC",
-    "CCC-",
-    "CC",
-    "C",
-    "D",
-)
+# S&P long-term issuer scale, best first: the screen compares positions in CREDIT_RATINGS.
 CreditRating = Literal[
     "AAA",
     "AA+",
@@ -70,6 +39,7 @@ CreditRating = Literal[
     "C",
     "D",
 ]
+CREDIT_RATINGS: tuple[str, ...] = get_args(CreditRating)
 
 
 class CoveredCallScreen(Section):

@@ -11,8 +11,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator, model_validator
 
-from alchemiser.settings.base import Section
-from alchemiser.settings.hedging import fail_if, fmt
+from alchemiser.settings.base import Section, fail_if, fmt
 
 
 class StressScenario(Section):
