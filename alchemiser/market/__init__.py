@@ -1,0 +1,1 @@
+"""Market data: quotes, option chains, volatility index inputs, history files."""
