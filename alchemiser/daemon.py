@@ -17,7 +17,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -34,6 +34,7 @@ from alchemiser.logs import (
 )
 from alchemiser.scheduler import DaemonScheduler, JobRunner, JobSpec
 from alchemiser.settings import LiveSettings, LoadedSettings, Settings
+from alchemiser.settings.view import diff
 from alchemiser.store import migrate
 from alchemiser.store.audit import AuditLog
 from alchemiser.store.engine import create_engine, describe_url, session_factory
@@ -85,6 +86,10 @@ class Daemon:
         self.live = LiveSettings(loaded.settings, loaded.path, env)
         self._warnings = loaded.warnings
         self.clock: Clock = clock or RealClock()
+        # Operational records (instance rows, heartbeats) are wall time even in simulation,
+        # so `status` can say how long ago the daemon was last seen.
+        self._wall = RealClock()
+        self._stop_reason = ""
         self.instance_id = uuid.uuid4().hex
         self._log_stream = log_stream
         self._handle_signals = handle_signals
@@ -92,6 +97,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._exit_code = ExitCode.OK
         self._started_monotonic = 0.0
+        self._pending_audits: set[asyncio.Task[object]] = set()
         self.scheduler: DaemonScheduler | None = None
         self.services: Services | None = None
 
@@ -103,6 +109,7 @@ class Daemon:
         if not self._stop.is_set():
             log.info("daemon_stopping", reason=reason)
             self._exit_code = code
+            self._stop_reason = reason
         self._stop.set()
 
     async def run(self) -> int:
@@ -110,9 +117,7 @@ class Daemon:
         configure_logging(self.settings.logging, self._log_stream)
         register_settings_secrets(self.settings)
         set_process_correlation_id(self.instance_id)
-        self.live.on_change(
-            lambda _old, new: (apply_levels(new.logging), register_settings_secrets(new))
-        )
+        self.live.on_change(self._settings_changed)
         log.info(
             "daemon_starting",
             version=__version__,
@@ -131,10 +136,24 @@ class Daemon:
             log.error("daemon_start_failed", reason=str(exc), exit_code=int(exc.code))
             return int(exc.code)
 
-    @staticmethod
-    def _settings_changed(_old: Settings, new: Settings) -> None:
+    def _settings_changed(self, old: Settings, new: Settings) -> None:
         apply_levels(new.logging)
         register_settings_secrets(new)
+        changes = [c.as_text() for c in diff(old, new)]
+        task = asyncio.get_running_loop().create_task(
+            self._audit("CONFIG_RELOADED", details={"changes": changes})
+        )
+        self._pending_audits.add(task)
+        task.add_done_callback(self._pending_audits.discard)
+
+    async def _audit(self, action: str, **fields: Any) -> None:
+        """Record an audit entry; a failure is logged, never raised into the daemon's work."""
+        if self.services is None:
+            return
+        try:
+            await self.services.audit.record(action, **fields)
+        except Exception:
+            log.exception("audit_write_failed", action=action)
 
     async def _run(self) -> int:
         url = self.settings.database.url.get_secret_value()
@@ -161,11 +180,21 @@ class Daemon:
                 os.getpid(),
                 __version__,
                 self.settings.mode,
-                self.clock.now(),
+                self._wall.now(),
             )
             self._connect_broker()
             services = self._wire(engine, sessions)
             self.services = services
+            await self._audit(
+                "DAEMON_STARTED",
+                related_ids={"instance_id": self.instance_id},
+                details={
+                    "version": __version__,
+                    "mode": self.settings.mode,
+                    "broker": self.settings.broker.kind,
+                    "config": str(self.live.path) if self.live.path else None,
+                },
+            )
             self.scheduler = DaemonScheduler(
                 self.clock, services.calendar, self.live, JobRunner(services), list(self.jobs)
             )
@@ -255,7 +284,7 @@ class Daemon:
                 self.request_stop("instance lock lost", ExitCode.ERROR)
                 return
             try:
-                await instances.beat(self.instance_id, self.clock.now())
+                await instances.beat(self.instance_id, self._wall.now())
             except Exception:  # a database hiccup must not stop the heartbeat line
                 log.exception("heartbeat_store_failed")
             log.info(
@@ -281,8 +310,14 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         if instances is not None and lock is not None:
+            await asyncio.gather(*self._pending_audits)
+            await self._audit(
+                "DAEMON_STOPPED",
+                related_ids={"instance_id": self.instance_id},
+                details={"reason": self._stop_reason, "exit_code": int(self._exit_code)},
+            )
             with contextlib.suppress(Exception):  # stopping anyway; the row is informational
-                await instances.stopped(self.instance_id, self.clock.now())
+                await instances.stopped(self.instance_id, self._wall.now())
         if lock is not None:
             with contextlib.suppress(Exception):  # a lost connection already released it
                 await lock.release()

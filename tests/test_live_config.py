@@ -14,6 +14,8 @@ from alchemiser.daemon import Daemon
 from alchemiser.logs import configure_logging
 from alchemiser.settings import LiveSettings, load_settings
 from alchemiser.settings.core import LoggingSettings
+from alchemiser.store.audit import AuditLog
+from alchemiser.store.engine import create_engine, session_factory
 from tests.helpers import wait_for
 
 
@@ -183,3 +185,16 @@ async def test_running_daemon_picks_up_a_valid_edit_and_keeps_old_settings_on_a_
         code = await asyncio.wait_for(task, 30)
     assert code == 0
     assert "daemon_stopped" in buf.getvalue()
+
+    # The audit history keeps the daemon's life and the config change.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'var' / 'alchemiser.db'}")
+    try:
+        entries = await AuditLog(session_factory(engine), daemon.clock, "default").entries()
+    finally:
+        await engine.dispose()
+    actions = [e.action for e in reversed(entries)]
+    assert actions == ["DAEMON_STARTED", "CONFIG_RELOADED", "DAEMON_STOPPED"]
+    reloaded = next(e for e in entries if e.action == "CONFIG_RELOADED")
+    assert reloaded.details["changes"] == ["schedule.misfire_grace_seconds: 600 -> 90"]
+    stopped = next(e for e in entries if e.action == "DAEMON_STOPPED")
+    assert stopped.details == {"reason": "test over", "exit_code": 0}
