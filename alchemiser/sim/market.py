@@ -38,6 +38,7 @@ import numpy.typing as npt
 from alchemiser.clock import NEW_YORK, ensure_aware
 from alchemiser.domain.options import OccSymbolError, OptionContract, OptionRight, parse_occ
 from alchemiser.domain.pricing import bsm_greeks
+from alchemiser.domain.ticks import PENNY_BREAK_CENTS, tick_schedule_cents
 from alchemiser.domain.trading import ContractInfo, Greeks, OptionSnapshot, StockQuote
 from alchemiser.sim.listing import Expiry, ExpiryType, ListingParams, listed_expiries, strike_grid
 from alchemiser.sim.paths import CrashEvent, MarketPaths, PathParams, symbol_key
@@ -93,7 +94,7 @@ class QuoteParams:
     spread_otm: float = 0.2
     otm_free: float = 1.5
     otm_cap: float = 5.0  # the OTM widening stops at 1 + otm × cap (expiring wings)
-    worthless: float = 0.005  # below this model value: bid 0, ask one cent
+    worthless: float = 0.005  # below this model value: bid 0, ask one minimum tick
     # Open interest (contracts) at the money of a monthly at liquidity 1.0.
     oi_base: float = 60_000.0
     oi_width: float = 1.6  # std devs of the bell around the money
@@ -836,10 +837,11 @@ class SimMarket:
         width = (q.spread_base + q.spread_per_dollar * model) / math.sqrt(inst.liquidity)
         width *= 1.0 + q.spread_per_year * years
         width *= 1.0 + q.spread_otm * np.clip(z - q.otm_free, 0.0, q.otm_cap)
-        bid_c, ask_c = _ticks(model - 0.5 * width, model + 0.5 * width, inst.penny_pilot)
+        below, above = tick_schedule_cents(inst.symbol, penny_pilot=inst.penny_pilot)
+        bid_c, ask_c = _ticks(model - 0.5 * width, model + 0.5 * width, below, above)
         worthless = model < q.worthless
         bid_c[worthless] = 0
-        ask_c[worthless] = 1
+        ask_c[worthless] = below  # the minimum tick
         return _Valuation(
             rows=rows,
             spot=spot,
@@ -1032,23 +1034,23 @@ class SimMarket:
         return float(val.model[0])
 
 
-def _ticks(low: FloatArray, high: FloatArray, penny: bool) -> tuple[IntArray, IntArray]:
+def _ticks(
+    low: FloatArray, high: FloatArray, below_cents: int, above_cents: int
+) -> tuple[IntArray, IntArray]:
     """Bid (rounded down) and ask (rounded up) in cents on the option tick grid.
 
-    Penny-pilot: $0.01 everywhere. Others: $0.01 below $3.00, $0.05 from $3.00.
-    A negative bid becomes 0; the ask is at least one tick above the bid.
+    The grid is ``domain.ticks``' schedule: ``below_cents`` under $3.00,
+    ``above_cents`` from $3.00. A negative bid becomes 0; the ask is at least
+    one tick above the bid.
     """
     lo = np.maximum(low, 0.0) * 100.0
     hi = high * 100.0
-    if penny:
-        bid = np.floor(lo + 1e-7)
-        ask = np.ceil(hi - 1e-7)
-    else:
-        bid_tick = np.where(lo >= 300.0, 5.0, 1.0)
-        ask_tick = np.where(hi > 300.0, 5.0, 1.0)
-        bid = np.floor(lo / bid_tick + 1e-7) * bid_tick
-        ask = np.ceil(hi / ask_tick - 1e-7) * ask_tick
-    ask = np.maximum(ask, 1.0)
-    tick_above = np.where(penny | (bid < 300.0), 1.0, 5.0)
-    ask = np.maximum(ask, bid + tick_above)
+    brk = float(PENNY_BREAK_CENTS)
+    bid_tick = np.where(lo >= brk, float(above_cents), float(below_cents))
+    ask_tick = np.where(hi >= brk, float(above_cents), float(below_cents))
+    bid = np.floor(lo / bid_tick + 1e-7) * bid_tick
+    ask = np.ceil(hi / ask_tick - 1e-7) * ask_tick
+    ask = np.maximum(ask, float(below_cents))
+    tick_above_bid = np.where(bid >= brk, float(above_cents), float(below_cents))
+    ask = np.maximum(ask, bid + tick_above_bid)
     return bid.astype(np.int64), ask.astype(np.int64)

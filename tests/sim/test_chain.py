@@ -71,7 +71,7 @@ def test_quote_mids_are_monotone_and_convex_within_a_tick(
         penny = market.instrument(u).penny_pilot
         for e, call, rows in _groups(a):
             mid = 0.5 * (a.bid[rows] + a.ask[rows])
-            tick = np.array([option_tick(p, penny) for p in a.ask[rows]])
+            tick = np.array([option_tick(u, p, penny) for p in a.ask[rows]])
             step = np.diff(mid) if call else -np.diff(mid)
             assert (step <= tick[1:] + 1e-9).all(), (u, e, call)
             # Butterfly on neighbouring strikes, in price: K-weighted for uneven spacing.
@@ -137,14 +137,14 @@ def test_quotes_straddle_the_model_on_the_tick_grid(
         assert (a.bid <= a.model + 1e-9).all() and (a.model <= a.ask + 1e-9).all(), u
         cents_b, cents_a = np.round(a.bid * 100), np.round(a.ask * 100)
         assert np.allclose(cents_b, a.bid * 100) and np.allclose(cents_a, a.ask * 100)
-        if not penny:
-            # $0.05 from $3.00 up for names outside the penny program.
-            assert (cents_b[cents_b >= 300] % 5 == 0).all(), u
-            assert (cents_a[cents_a > 300] % 5 == 0).all(), u
+        # Every price on the increment that applies at that price (domain.ticks).
+        for cents in (cents_b, cents_a):
+            step = np.array([round(option_tick(u, c / 100, penny) * 100) for c in cents])
+            assert (cents % step == 0).all(), u
         worthless = a.model < 0.004
         assert worthless.any(), u
         assert (a.bid[worthless] == 0).all()
-        assert (a.ask[worthless] == 0.01).all()
+        assert (a.ask[worthless] == option_tick(u, 0.0, penny)).all()
 
 
 def test_spreads_widen_for_cheap_far_and_long_dated(market: SimMarket) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from decimal import Decimal
 
 from alchemiser.clock import NEW_YORK
+from alchemiser.domain import ticks
 
 SEED = 20240611
 START = date(2020, 1, 2)
@@ -15,6 +17,6 @@ def ny(d: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime.combine(d, time(hour, minute, second), NEW_YORK)
 
 
-def option_tick(price: float, penny: bool) -> float:
-    """The quoting tick of an option at ``price``."""
-    return 0.01 if penny or price < 3.0 else 0.05
+def option_tick(underlying: str, price: float, penny: bool) -> float:
+    """The quoting tick of an option at ``price`` (the project's one rule, as a float)."""
+    return float(ticks.option_tick(underlying, Decimal(str(price)), penny_pilot=penny))
