@@ -7,12 +7,23 @@ modules' migrations; every table is created only through Alembic.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from alchemiser.store.types import JsonMap, UtcDateTime
+from alchemiser.store.types import JsonMap, Money, UtcDateTime
 
 # Named constraints so migrations (and SQLite batch rebuilds) can refer to them.
 NAMING = {
@@ -112,3 +123,114 @@ class DaemonInstance(Base):
     state: Mapped[str] = mapped_column(String(16))  # running | stopped
 
     __table_args__ = (Index("ix_daemon_instances_account_started", "account", "started_at"),)
+
+
+# -- Simulated broker (alchemiser.broker.sim; repository: alchemiser.store.sim_state) ------------
+# The simulated exchange's book: account cash and clock cursor, positions, orders,
+# fills and account activities, so a restarted daemon continues where it stopped.
+
+
+class SimAccount(Base):
+    """A simulated brokerage account: cash and how far in time the simulation has run."""
+
+    __tablename__ = "sim_accounts"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cash: Mapped[Decimal] = mapped_column(Money)
+    realized_pnl: Mapped[Decimal] = mapped_column(Money)
+    # Everything due up to this instant (fills, expiries, assignments) is processed.
+    processed_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    seeded_from: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SimPosition(Base):
+    """One open position of a simulated account (a row disappears when flat)."""
+
+    __tablename__ = "sim_positions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("sim_accounts.account_id"))
+    symbol: Mapped[str] = mapped_column(String(32))
+    asset_class: Mapped[str] = mapped_column(String(16))
+    qty: Mapped[Decimal] = mapped_column(Money)  # signed: negative is short
+    avg_entry_price: Mapped[Decimal] = mapped_column(Money)
+    multiplier: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("account_id", "symbol"),)
+
+
+class SimOrder(Base):
+    """An order the simulated broker accepted (rejected orders are never stored, as at Alpaca)."""
+
+    __tablename__ = "sim_orders"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("sim_accounts.account_id"))
+    client_order_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(24))
+    order_class: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(8))
+    time_in_force: Mapped[str] = mapped_column(String(8))
+    qty: Mapped[Decimal] = mapped_column(Money)
+    filled_qty: Mapped[Decimal] = mapped_column(Money)
+    filled_avg_price: Mapped[Decimal | None] = mapped_column(Money)
+    limit_price: Mapped[Decimal | None] = mapped_column(Money)
+    symbol: Mapped[str | None] = mapped_column(String(32))
+    side: Mapped[str | None] = mapped_column(String(8))
+    position_intent: Mapped[str | None] = mapped_column(String(16))
+    # Multi-leg orders: [{"symbol", "side", "ratio_qty", "position_intent"}, ...]
+    legs: Mapped[list[dict[str, Any]]] = mapped_column(JsonMap)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # A day order expires at the close of the session it was accepted for.
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_matched_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "client_order_id"),
+        Index("ix_sim_orders_account_status", "account_id", "status"),
+    )
+
+
+class SimFill(Base):
+    """One execution of one leg of an order."""
+
+    __tablename__ = "sim_fills"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("sim_accounts.account_id"))
+    order_id: Mapped[str] = mapped_column(ForeignKey("sim_orders.id"))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    qty: Mapped[Decimal] = mapped_column(Money)  # unsigned, in shares or contracts
+    price: Mapped[Decimal] = mapped_column(Money)
+    fee: Mapped[Decimal] = mapped_column(Money)
+    realized_pnl: Mapped[Decimal] = mapped_column(Money)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_sim_fills_order_id", "order_id"),
+        Index("ix_sim_fills_account_at", "account_id", "at"),
+    )
+
+
+class SimActivity(Base):
+    """An account activity (fill, exercise, assignment, expiry, fee) as Alpaca reports them."""
+
+    __tablename__ = "sim_activities"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("sim_accounts.account_id"))
+    activity_type: Mapped[str] = mapped_column(String(8))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    symbol: Mapped[str] = mapped_column(String(32))
+    qty: Mapped[Decimal] = mapped_column(Money)  # signed: the change of the position
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    side: Mapped[str | None] = mapped_column(String(8))
+    order_id: Mapped[str | None] = mapped_column(String(36))
+    net_amount: Mapped[Decimal | None] = mapped_column(Money)  # cash change
+
+    __table_args__ = (Index("ix_sim_activities_account_at", "account_id", "occurred_at"),)
