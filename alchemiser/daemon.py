@@ -23,6 +23,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alchemiser import __version__
+from alchemiser.broker.base import Broker
+from alchemiser.broker.sim_scenario import ScenarioError
 from alchemiser.clock import Clock, RealClock
 from alchemiser.exit_codes import ExitCode
 from alchemiser.jobs import JOBS
@@ -35,6 +37,7 @@ from alchemiser.logs import (
 from alchemiser.scheduler import DaemonScheduler, JobRunner, JobSpec
 from alchemiser.settings import LiveSettings, LoadedSettings, Settings
 from alchemiser.settings.view import diff
+from alchemiser.sim_runtime import SimRuntime
 from alchemiser.store import migrate
 from alchemiser.store.audit import AuditLog
 from alchemiser.store.engine import create_engine, describe_url, session_factory
@@ -68,6 +71,7 @@ class Services:
     audit: AuditLog
     job_runs: JobRuns
     instance_id: str
+    broker: Broker
 
 
 class Daemon:
@@ -85,6 +89,7 @@ class Daemon:
         self.jobs = jobs
         self.live = LiveSettings(loaded.settings, loaded.path, env)
         self._warnings = loaded.warnings
+        self._clock_override = clock
         self.clock: Clock = clock or RealClock()
         # Operational records (instance rows, heartbeats) are wall time even in simulation,
         # so `status` can say how long ago the daemon was last seen.
@@ -182,8 +187,8 @@ class Daemon:
                 self.settings.mode,
                 self._wall.now(),
             )
-            self._connect_broker()
-            services = self._wire(engine, sessions)
+            broker, sim = await self._connect_broker(sessions)
+            services = self._wire(engine, sessions, broker)
             self.services = services
             await self._audit(
                 "DAEMON_STARTED",
@@ -202,6 +207,7 @@ class Daemon:
             self._install_signal_handlers()
             self._started_monotonic = asyncio.get_running_loop().time()
             background = [
+                *self._sim_tasks(sim),
                 asyncio.create_task(self._heartbeat(instances, lock), name="heartbeat"),
                 asyncio.create_task(
                     self.live.watch(self._config_poll_seconds), name="config-watch"
@@ -237,19 +243,51 @@ class Daemon:
             raise DaemonExit(ExitCode.DATABASE, f"migration to {state.head} failed: {exc}") from exc
         log.info("database_migrated", schema=state.head)
 
-    def _connect_broker(self) -> None:
+    async def _connect_broker(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> tuple[Broker, SimRuntime | None]:
         broker = self.settings.broker
-        if broker.kind == "alpaca" and (broker.key is None or broker.secret is None):
+        if broker.kind == "alpaca":
+            if broker.key is None or broker.secret is None:
+                raise DaemonExit(
+                    ExitCode.CONFIG,
+                    "broker.kind = 'alpaca' needs credentials: set ALPACA__KEY and "
+                    "ALPACA__SECRET in the environment",
+                )
             raise DaemonExit(
                 ExitCode.CONFIG,
-                "broker.kind = 'alpaca' needs credentials: set ALPACA__KEY and ALPACA__SECRET "
-                "in the environment",
+                "broker.kind = 'alpaca' is not available in this version yet: "
+                "use broker.kind = 'sim'",
             )
         if self.settings.mode == "live":
             log.warning("live_trading_enabled", account=broker.account, note="REAL MONEY")
+        try:
+            sim = await SimRuntime.create(
+                self.settings, sessions, nyse_calendar(), self._clock_override
+            )
+        except ScenarioError as exc:
+            raise DaemonExit(ExitCode.CONFIG, str(exc)) from None
+        self.clock = sim.clock
         log.info("broker_selected", kind=broker.kind, mode=self.settings.mode)
+        return sim.broker, sim
 
-    def _wire(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> Services:
+    def _sim_tasks(self, sim: SimRuntime | None) -> list[asyncio.Task[None]]:
+        if sim is None:
+            return []
+        tasks = [
+            asyncio.create_task(
+                sim.sync_forever(self.settings.sim.sync_minutes), name="sim-broker-sync"
+            )
+        ]
+        runner = self.scheduler.runner if self.scheduler else None
+        skipper = sim.skipper(lambda: runner is None or not runner.running)
+        if skipper is not None:
+            tasks.append(asyncio.create_task(skipper.run(), name="sim-closed-hours"))
+        return tasks
+
+    def _wire(
+        self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], broker: Broker
+    ) -> Services:
         account = self.settings.broker.account
         return Services(
             settings=self.live,
@@ -261,6 +299,7 @@ class Daemon:
             audit=AuditLog(sessions, self.clock, account),
             job_runs=JobRuns(sessions, account),
             instance_id=self.instance_id,
+            broker=broker,
         )
 
     def _install_signal_handlers(self) -> None:

@@ -20,7 +20,36 @@ async def queue_maintenance(ctx: JobContext) -> None:
     log.info("queue_maintenance_done", outcome=outcome)
 
 
+# Index ETFs the daily summary reports, so the log shows where the market went.
+SUMMARY_SYMBOLS = ("SPY", "QQQ", "IWM")
+
+
+async def daily_summary(ctx: JobContext) -> None:
+    """One line at the end of each session: NAV, cash, positions and where the indexes closed."""
+    broker = ctx.services.broker
+    account = await broker.get_account()
+    positions = await broker.get_positions()
+    quotes = await broker.get_stock_quotes(SUMMARY_SYMBOLS)
+    log.info(
+        "daily_summary",
+        session_date=ctx.session_date.isoformat(),
+        nav=str(account.equity),
+        cash=str(account.cash),
+        buying_power=str(account.buying_power),
+        long_market_value=str(account.long_market_value),
+        positions=len(positions),
+        option_positions=sum(1 for p in positions if p.is_option),
+        **{symbol.lower(): str(q.last) for symbol, q in quotes.items()},
+    )
+
+
 JOBS: tuple[JobSpec, ...] = (
+    JobSpec(
+        name="daily_summary",
+        schedule_key="daily_summary",
+        handler=daily_summary,
+        description="end-of-session log line: NAV, cash, positions, index closes",
+    ),
     JobSpec(
         name="queue_maintenance",
         schedule_key="queue_maintenance",

@@ -128,7 +128,8 @@ class JobRunner:
             )
             return "already_ran"
         assert outcome.run_id is not None
-        started = self.clock.monotonic()
+        # Durations are wall time: how long the work took, whatever the simulated clock did.
+        started = asyncio.get_running_loop().time()
         log.info("job_started", session_date=session.isoformat())
         context = JobContext(spec.name, session, correlation_id, self.services)
         try:
@@ -149,7 +150,7 @@ class JobRunner:
         log.info(
             "job_finished",
             session_date=session.isoformat(),
-            seconds=round(self.clock.monotonic() - started, 3),
+            seconds=round(asyncio.get_running_loop().time() - started, 3),
         )
         return "done"
 
@@ -168,7 +169,7 @@ class DaemonScheduler:
         self._clock = clock
         self._calendar = calendar
         self._settings = settings
-        self._runner = runner
+        self.runner = runner
         self._jobs = {job.name: job for job in jobs}
         self._aps: AsyncIOScheduler | None = None
         self._driver: asyncio.Task[None] | None = None
@@ -200,7 +201,7 @@ class DaemonScheduler:
     def _add_aps_job(self, job: JobSpec) -> None:
         assert self._aps is not None
         self._aps.add_job(
-            self._runner.run,
+            self.runner.run,
             trigger=self.trigger_for(job),
             args=[job],
             id=job.name,
@@ -278,7 +279,7 @@ class DaemonScheduler:
                 if now - when > grace:
                     log.warning("job_misfired", job=name, scheduled=when.isoformat())
                     continue
-                await self._runner.run(self._jobs[name])
+                await self.runner.run(self._jobs[name])
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Take no new jobs; give running ones ``grace_seconds`` to finish, then cancel them."""
@@ -293,7 +294,7 @@ class DaemonScheduler:
                 self._driver.cancel()
                 log.warning("jobs_cancelled_at_shutdown", count=1)
             await asyncio.gather(self._driver, return_exceptions=True)
-        running = set(self._runner.running)
+        running = set(self.runner.running)
         if running:
             log.info("waiting_for_running_jobs", count=len(running), grace_seconds=grace_seconds)
             _done, pending = await asyncio.wait(running, timeout=grace_seconds)

@@ -32,11 +32,13 @@ def next_open_at_or_after(calendar: TradingCalendar, when: datetime) -> datetime
 class ClosedHoursSkipper:
     """Moves ``clock`` over closed hours whenever ``is_idle()`` says nothing is running."""
 
+    IdleCheck = Callable[[], bool]
+
     def __init__(
         self,
         clock: SimClock,
         calendar: TradingCalendar,
-        is_idle: Callable[[], bool],
+        is_idle: IdleCheck,
         poll_seconds: float = 0.05,
     ) -> None:
         self._clock = clock

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alchemiser.clock import Clock
 from alchemiser.daemon import Services
 from alchemiser.settings import LiveSettings, load_settings
+from alchemiser.sim_runtime import SimRuntime
 from alchemiser.store.audit import AuditLog
 from alchemiser.store.engine import session_factory
 from alchemiser.store.job_runs import JobRuns
@@ -19,13 +20,14 @@ from alchemiser.store.queue import DurableQueue
 from alchemiser.trading_calendar import nyse_calendar
 
 
-def make_services(
+async def make_services(
     engine: AsyncEngine, clock: Clock, config: Path | None = None, account: str = "default"
 ) -> Services:
-    """The daemon's real services on a test database (what Daemon._wire builds)."""
+    """The daemon's real services on a test database (what Daemon._wire builds), sim broker."""
     sessions = session_factory(engine)
     loaded = load_settings(config, env={})
     live = LiveSettings(loaded.settings, loaded.path, env={})
+    sim = await SimRuntime.create(loaded.settings, sessions, nyse_calendar(), clock)
     return Services(
         settings=live,
         clock=clock,
@@ -36,6 +38,7 @@ def make_services(
         audit=AuditLog(sessions, clock, account),
         job_runs=JobRuns(sessions, account),
         instance_id=uuid.uuid4().hex,
+        broker=sim.broker,
     )
 
 

@@ -88,7 +88,7 @@ async def test_a_job_run_binds_its_own_correlation_id(engine: AsyncEngine, tmp_p
     buf = io.StringIO()
     configure_logging(LoggingSettings(format="json"), buf)
     clock = ManualClock(datetime(2026, 11, 23, 15, 30, tzinfo=NEW_YORK))
-    services = make_services(engine, clock)
+    services = await make_services(engine, clock)
     inner = structlog.stdlib.get_logger("alchemiser.test")
 
     async def job(ctx: JobContext) -> None:

@@ -36,7 +36,7 @@ async def test_no_run_on_a_holiday_and_early_close_shifts_close_relative_jobs(
     engine: AsyncEngine,
 ) -> None:
     clock = ManualClock(ny(2026, 11, 25, 9, 0))
-    services = make_services(engine, clock)
+    services = await make_services(engine, clock)
     close_job = Recorder(clock)
     wall_job = Recorder(clock)
     jobs = [
@@ -77,7 +77,7 @@ async def test_no_run_on_a_holiday_and_early_close_shifts_close_relative_jobs(
 
 async def test_a_second_trigger_on_the_same_session_is_a_no_op(engine: AsyncEngine) -> None:
     clock = ManualClock(ny(2026, 11, 23, 15, 30))
-    services = make_services(engine, clock)
+    services = await make_services(engine, clock)
     job = Recorder(clock)
     spec = JobSpec("hedge_evaluation", "hedge_evaluation", job)
     runner = JobRunner(services)
@@ -88,7 +88,7 @@ async def test_a_second_trigger_on_the_same_session_is_a_no_op(engine: AsyncEngi
     assert len(job.runs) == 1
 
     # Another daemon instance (after a restart) on the same day also sees it done.
-    restarted = JobRunner(make_services(engine, clock))
+    restarted = JobRunner(await make_services(engine, clock))
     assert await restarted.run(spec) == "already_ran"
 
     # The next session runs again.
@@ -101,7 +101,7 @@ async def test_a_failed_run_may_be_retried_the_same_day_and_is_recorded(
     engine: AsyncEngine,
 ) -> None:
     clock = ManualClock(ny(2026, 11, 23, 15, 30))
-    services = make_services(engine, clock)
+    services = await make_services(engine, clock)
     job = Recorder(clock, fail_times=1)
     spec = JobSpec("flaky", "hedge_evaluation", job)
     runner = JobRunner(services)
@@ -118,7 +118,7 @@ async def test_a_failed_run_may_be_retried_the_same_day_and_is_recorded(
 
 async def test_a_run_outside_a_session_is_skipped(engine: AsyncEngine) -> None:
     clock = ManualClock(ny(2026, 11, 26, 15, 30))  # Thanksgiving
-    services = make_services(engine, clock)
+    services = await make_services(engine, clock)
     job = Recorder(clock)
     assert await JobRunner(services).run(JobSpec("x", "hedge_evaluation", job)) == "skipped"
     assert job.runs == []
@@ -128,7 +128,7 @@ async def test_editing_a_job_schedule_reschedules_it(engine: AsyncEngine, tmp_pa
     config = tmp_path / "alchemiser.toml"
     config.write_text("")
     clock = ManualClock(ny(2026, 11, 23, 9, 0))
-    services = make_services(engine, clock, config)
+    services = await make_services(engine, clock, config)
     job = Recorder(clock)
     runner = JobRunner(services)
     scheduler = DaemonScheduler(
@@ -160,7 +160,7 @@ async def test_shutdown_lets_a_running_job_finish_within_grace(
     import asyncio
 
     clock = ManualClock(ny(2026, 11, 23, 15, 30))
-    services = make_services(engine, clock)
+    services = await make_services(engine, clock)
     finished = asyncio.Event()
 
     async def slow(ctx: JobContext) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -69,6 +68,7 @@ class ScheduleSettings(Section):
     misfire_grace_seconds: int = Field(default=600, ge=1, le=6 * 3600)
     # Seconds a running job gets to finish when the daemon is asked to stop.
     shutdown_grace_seconds: int = Field(default=60, ge=0, le=3600)
+    daily_summary: str = "close+5m"
     hedge_evaluation: str = "close-30m"
     hedge_roll_check: str = "close-15m"
     income_screen: str = "open+60m"
@@ -79,6 +79,7 @@ class ScheduleSettings(Section):
     risk_snapshot_minutes: int = Field(default=5, ge=1, le=390)
 
     @field_validator(
+        "daily_summary",
         "hedge_evaluation",
         "hedge_roll_check",
         "income_screen",
@@ -121,7 +122,12 @@ class WebSettings(Section):
 
 class SimSettings(Section):
     seed: int = 20260101
-    # Simulated seconds per real second when the SimClock runs accelerated.
+    # Simulated seconds per real second (1 = real time). 3600 runs a session in 6.5 s.
     speed: float = Field(default=3600.0, gt=0, le=10_000_000)
+    # Jump over nights, weekends and holidays (stopping at every scheduled job on the way).
+    skip_closed_hours: bool = True
     start_date: date = date(2026, 1, 2)
-    starting_cash: Decimal = Field(default=Decimal("150000"), gt=0)
+    # The opening account and book; "" means the shipped config/sim_scenario.toml.
+    scenario: str = ""
+    # Simulated minutes between broker passes that match orders and settle the close.
+    sync_minutes: int = Field(default=5, ge=1, le=390)

@@ -37,7 +37,7 @@ RESTART_ONLY_KEYS = (
     "web.port",
     "sim.seed",
     "sim.start_date",
-    "sim.starting_cash",
+    "sim.scenario",
 )
 
 
