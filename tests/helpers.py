@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alchemiser.clock import Clock
+from alchemiser.clock import Clock, SimClock
 from alchemiser.daemon import Services
 from alchemiser.settings import LiveSettings, load_settings
 from alchemiser.sim_runtime import SimRuntime
@@ -18,6 +20,8 @@ from alchemiser.store.engine import session_factory
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
 from alchemiser.trading_calendar import nyse_calendar
+
+T = TypeVar("T")
 
 
 async def make_services(
@@ -52,3 +56,34 @@ async def wait_for(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {limit}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def run_on_manual_clock(
+    clock: SimClock, work: Coroutine[Any, Any, T], *, limit: float = 30.0, max_sleeps: int = 10_000
+) -> T:
+    """Run ``work`` to completion on a manual clock: whenever it sleeps on the clock (and
+    nothing else runs), jump time straight to the next sleep deadline.
+
+    Deterministic: time moves only while the work waits on the clock, never while it
+    does I/O. Fails after ``limit`` real seconds or ``max_sleeps`` jumps.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    task = asyncio.ensure_future(work)
+    try:
+        for _ in range(max_sleeps):
+            while not task.done() and clock.pending_sleepers == 0:
+                if loop.time() > deadline:
+                    raise AssertionError(f"timed out after {limit}s (clock at {clock.now()})")
+                await asyncio.sleep(0.001)
+            if task.done():
+                return task.result()
+            when = clock.next_deadline()
+            assert when is not None
+            await clock.advance_to(when)
+        raise AssertionError(f"still running after {max_sleeps} clock jumps")
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

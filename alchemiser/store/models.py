@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Index,
@@ -234,3 +235,72 @@ class SimActivity(Base):
     net_amount: Mapped[Decimal | None] = mapped_column(Money)  # cash change
 
     __table_args__ = (Index("ix_sim_activities_account_at", "account_id", "occurred_at"),)
+
+
+# -- Orders (alchemiser.execution; repository: alchemiser.store.orders) ---------------------------
+# One intent per thing a strategy wants done (idempotent by its key) and one row
+# per submission attempt, written before the order is sent.
+
+
+class OrderIntent(Base):
+    """What a strategy wants done: legs, quantity, direction; and how far it got."""
+
+    __tablename__ = "order_intents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    # Deterministic, given by the caller (it embeds the account), e.g. hedge-open:default:2026-11-23:QQQ
+    intent_key: Mapped[str] = mapped_column(String(255), unique=True)
+    strategy: Mapped[str] = mapped_column(String(16))  # hedge | income
+    purpose: Mapped[str] = mapped_column(String(32))  # open, close, roll_close, ...
+    related_ids: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+    # [{"symbol", "side", "ratio_qty", "position_intent"}, ...]
+    legs: Mapped[list[dict[str, Any]]] = mapped_column(JsonMap)
+    target_qty: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(8))  # debit | credit
+    filled_qty: Mapped[int] = mapped_column(Integer)
+    # Per unit, in the direction's terms: what was paid (debit) or received (credit).
+    avg_fill_price: Mapped[Decimal | None] = mapped_column(Money)
+    # Signed cash of all fills: + paid, - received, multiplier applied.
+    cost: Mapped[Decimal] = mapped_column(Money)
+    # Net mid per unit (direction's terms) when the intent was first priced: the slippage anchor.
+    reference_mid: Mapped[Decimal | None] = mapped_column(Money)
+    # pending -> working -> filled | partial | unfilled | rejected | failed; unknown = reconcile
+    status: Mapped[str] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_order_intents_account_status", "account", "status"),)
+
+
+class BrokerOrder(Base):
+    """One submission attempt of an intent (one re-pricing step), written before it is sent."""
+
+    __tablename__ = "broker_orders"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    intent_id: Mapped[int] = mapped_column(ForeignKey("order_intents.id"))
+    step: Mapped[int] = mapped_column(Integer)  # 0 = first limit, then one per re-price
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    broker_order_id: Mapped[str | None] = mapped_column(String(64))
+    qty: Mapped[int] = mapped_column(Integer)
+    # As sent to the broker: per unit; for a multi-leg order the signed net (credit < 0).
+    limit_price: Mapped[Decimal] = mapped_column(Money)
+    # Net mid per unit (direction's terms) the limit was computed from.
+    quote_mid: Mapped[Decimal | None] = mapped_column(Money)
+    # The limit hit the maximum slippage: this is the last step.
+    at_max_slippage: Mapped[bool] = mapped_column(Boolean)
+    # written -> accepted | partially_filled | filled | canceled | expired | rejected | unknown
+    status: Mapped[str] = mapped_column(String(24))
+    filled_qty: Mapped[int] = mapped_column(Integer)
+    filled_avg_price: Mapped[Decimal | None] = mapped_column(Money)  # as the broker reports it
+    cost: Mapped[Decimal] = mapped_column(Money)  # signed cash of this order's fills
+    written_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("intent_id", "step"),)
