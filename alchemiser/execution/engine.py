@@ -150,6 +150,9 @@ class ExecutionPlan:
     qty: int  # contracts (units of the ratio)
     direction: Literal["debit", "credit"]
     related_ids: Mapping[str, str] = field(default_factory=dict)
+    # Hard bound per unit in the direction's terms (most a debit pays, least a credit
+    # takes): the price the trade was sized and capped at. None: slippage bound only.
+    price_limit: Decimal | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "legs", tuple(self.legs))
@@ -662,6 +665,7 @@ class OrderExecutor:
                 step_pct=settings.reprice_step_pct,
                 max_slippage_pct=settings.max_slippage_pct,
                 penny_pilot=self._penny_pilot,
+                price_limit=plan.price_limit,
             )
         except NoValidQuote as exc:
             run.log.warning("order_no_valid_quote", step=step, symbol=exc.symbol, why=exc.why)

@@ -132,8 +132,13 @@ def step_target(
     improvement_pct: Decimal,
     step_pct: Decimal,
     max_slippage_pct: Decimal,
+    price_limit: Decimal | None = None,
 ) -> tuple[Decimal, bool]:
-    """The unrounded limit of ``step`` (direction's terms) and whether the bound clamped it."""
+    """The unrounded limit of ``step`` (direction's terms) and whether a bound clamped it.
+
+    ``price_limit`` is the caller's hard bound (the most a debit may pay, the
+    least a credit may take): the price the trade was sized at.
+    """
     if mid <= 0:
         raise Unpriceable(f"the net mid {mid} is not a {direction}")
     ref = mid if reference_mid is None or reference_mid <= 0 else reference_mid
@@ -141,6 +146,8 @@ def step_target(
     if direction == "debit":
         raw = mid * (1 - improvement_pct / HUNDRED + move)
         bound = min(mid, ref) * (1 + max_slippage_pct / HUNDRED)
+        if price_limit is not None:
+            bound = min(bound, price_limit)
         clamped = raw >= bound
         return (bound if clamped else raw), clamped
     raw = mid * (1 + improvement_pct / HUNDRED - move)
@@ -195,6 +202,7 @@ def price_step(
     step_pct: Decimal,
     max_slippage_pct: Decimal,
     penny_pilot: Callable[[str], bool],
+    price_limit: Decimal | None = None,
 ) -> StepPrice:
     """The rounded limit of ``step`` from the legs' quotes (Unpriceable if there is none)."""
     mid = direction_mid(direction, net_mid(legs, touches))
@@ -206,6 +214,7 @@ def price_step(
         improvement_pct=improvement_pct,
         step_pct=step_pct,
         max_slippage_pct=max_slippage_pct,
+        price_limit=price_limit,
     )
     price = round_to_tick(direction, target, tick_function(legs, penny_pilot))
     if price <= 0:

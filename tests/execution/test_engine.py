@@ -780,3 +780,25 @@ def test_slippage_is_bounded_by_the_arrival_and_the_current_mid() -> None:
     # A credit steps down toward the bid and stops 2 % under the higher mid.
     assert step_target("credit", D("2.00"), None, 0, **kw) == (D("2.0400"), False)
     assert step_target("credit", D("1.90"), D("2.00"), 2, **kw) == (D("1.9600"), True)
+
+
+def test_the_callers_price_limit_bounds_every_step() -> None:
+    kw: dict[str, Any] = {
+        "improvement_pct": D(2),
+        "step_pct": D(1),
+        "max_slippage_pct": D(5),
+    }
+    # Sized at 2.01 a contract: the steps may climb toward the ask but never past it.
+    assert step_target("debit", D("2.00"), None, 0, price_limit=D("2.01"), **kw) == (
+        D("1.9600"),
+        False,
+    )
+    assert step_target("debit", D("2.00"), None, 4, price_limit=D("2.01"), **kw) == (
+        D("2.01"),
+        True,
+    )
+    # A credit never takes less than its floor.
+    assert step_target("credit", D("2.00"), None, 5, price_limit=D("1.99"), **kw) == (
+        D("1.99"),
+        True,
+    )
