@@ -152,6 +152,8 @@ def step_target(
         return (bound if clamped else raw), clamped
     raw = mid * (1 + improvement_pct / HUNDRED - move)
     bound = max(mid, ref) * (1 - max_slippage_pct / HUNDRED)
+    if price_limit is not None:
+        bound = max(bound, price_limit)
     clamped = raw <= bound
     return (bound if clamped else raw), clamped
 
