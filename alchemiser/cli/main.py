@@ -13,6 +13,7 @@ from alchemiser.cli.config_cmd import config_group
 from alchemiser.cli.db_cmd import db_group
 from alchemiser.cli.queue_cmd import queue_group
 from alchemiser.cli.run_cmd import run_command
+from alchemiser.cli.sim_cmd import sim_group
 from alchemiser.cli.status_cmd import doctor_command, status_command
 from alchemiser.cli.vol_index import vol_index_command
 from alchemiser.exit_codes import ExitCode
@@ -42,6 +43,7 @@ cli.add_command(status_command)
 cli.add_command(doctor_command)
 cli.add_command(queue_group)
 cli.add_command(vol_index_command)
+cli.add_command(sim_group)
 
 
 def main() -> None:
