@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -23,10 +23,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alchemiser import __version__
+from alchemiser.broker.alpaca import AlpacaBroker, AlpacaConfigError
 from alchemiser.broker.base import Broker
 from alchemiser.broker.sim_scenario import ScenarioError
 from alchemiser.clock import Clock, RealClock
 from alchemiser.exit_codes import ExitCode
+from alchemiser.hedging.context import HedgingContext
+from alchemiser.hedging.executor import HedgeExecutor
 from alchemiser.jobs import JOBS
 from alchemiser.logs import (
     apply_levels,
@@ -34,6 +37,7 @@ from alchemiser.logs import (
     register_settings_secrets,
     set_process_correlation_id,
 )
+from alchemiser.market.reference import ReferenceDataError
 from alchemiser.scheduler import DaemonScheduler, JobRunner, JobSpec
 from alchemiser.settings import LiveSettings, LoadedSettings, Settings
 from alchemiser.settings.view import diff
@@ -46,6 +50,7 @@ from alchemiser.store.instances import Instances
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
 from alchemiser.trading_calendar import TradingCalendar, nyse_calendar
+from alchemiser.wiring import build_hedging
 
 log = structlog.stdlib.get_logger("alchemiser.daemon")
 
@@ -72,6 +77,8 @@ class Services:
     job_runs: JobRuns
     instance_id: str
     broker: Broker
+    hedging: HedgingContext
+    hedge_executor: HedgeExecutor
 
 
 class Daemon:
@@ -103,6 +110,7 @@ class Daemon:
         self._exit_code = ExitCode.OK
         self._started_monotonic = 0.0
         self._pending_audits: set[asyncio.Task[object]] = set()
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.scheduler: DaemonScheduler | None = None
         self.services: Services | None = None
 
@@ -248,19 +256,13 @@ class Daemon:
     ) -> tuple[Broker, SimRuntime | None]:
         broker = self.settings.broker
         if broker.kind == "alpaca":
-            if broker.key is None or broker.secret is None:
-                raise DaemonExit(
-                    ExitCode.CONFIG,
-                    "broker.kind = 'alpaca' needs credentials: set ALPACA__KEY and "
-                    "ALPACA__SECRET in the environment",
-                )
-            raise DaemonExit(
-                ExitCode.CONFIG,
-                "broker.kind = 'alpaca' is not available in this version yet: "
-                "use broker.kind = 'sim'",
-            )
-        if self.settings.mode == "live":
-            log.warning("live_trading_enabled", account=broker.account, note="REAL MONEY")
+            try:
+                alpaca = AlpacaBroker.from_settings(self.settings, clock=self.clock)
+            except AlpacaConfigError as exc:
+                raise DaemonExit(ExitCode.CONFIG, str(exc)) from None
+            self._closers.append(alpaca.aclose)
+            log.info("broker_selected", kind=broker.kind, mode=self.settings.mode)
+            return alpaca, None
         try:
             sim = await SimRuntime.create(
                 self.settings, sessions, nyse_calendar(), self._clock_override
@@ -289,17 +291,28 @@ class Daemon:
         self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], broker: Broker
     ) -> Services:
         account = self.settings.broker.account
+        calendar = nyse_calendar()
+        queue = DurableQueue(sessions, self.clock, lambda: self.live.queue)
+        audit = AuditLog(sessions, self.clock, account)
+        try:
+            hedging, hedge_executor = build_hedging(
+                self.live, broker, sessions, self.clock, calendar, queue, audit
+            )
+        except ReferenceDataError as exc:
+            raise DaemonExit(ExitCode.CONFIG, str(exc)) from None
         return Services(
             settings=self.live,
             clock=self.clock,
-            calendar=nyse_calendar(),
+            calendar=calendar,
             engine=engine,
             sessions=sessions,
-            queue=DurableQueue(sessions, self.clock, lambda: self.live.queue),
-            audit=AuditLog(sessions, self.clock, account),
+            queue=queue,
+            audit=audit,
             job_runs=JobRuns(sessions, account),
             instance_id=self.instance_id,
             broker=broker,
+            hedging=hedging,
+            hedge_executor=hedge_executor,
         )
 
     def _install_signal_handlers(self) -> None:
@@ -357,6 +370,9 @@ class Daemon:
             )
             with contextlib.suppress(Exception):  # stopping anyway; the row is informational
                 await instances.stopped(self.instance_id, self._wall.now())
+        for close in self._closers:
+            with contextlib.suppress(Exception):  # stopping anyway
+                await close()
         if lock is not None:
             with contextlib.suppress(Exception):  # a lost connection already released it
                 await lock.release()

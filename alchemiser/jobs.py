@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import structlog
 
+from alchemiser.hedging.context import EXECUTION_QUEUE, ROLL_QUEUE
+from alchemiser.hedging.evaluator import HedgeEvaluator
+from alchemiser.hedging.iv_capture import capture_iv
+from alchemiser.hedging.roller import RollManager
 from alchemiser.scheduler import JobContext, JobSpec
 
 log = structlog.stdlib.get_logger("alchemiser.jobs")
@@ -43,7 +47,59 @@ async def daily_summary(ctx: JobContext) -> None:
     )
 
 
+async def hedge_evaluation(ctx: JobContext) -> None:
+    """Evaluate the hedge book (15:30) and carry out what it decided."""
+    services = ctx.services
+    try:
+        await HedgeEvaluator(services.hedging).evaluate(ctx.session_date)
+    except Exception as exc:
+        await services.hedge_executor.record_cycle("evaluation", ok=False, error=str(exc))
+        raise
+    await services.hedge_executor.drain(f"{services.instance_id}:eval", EXECUTION_QUEUE)
+
+
+async def hedge_roll_check(ctx: JobContext) -> None:
+    """Apply the roll rules (15:45) and carry out the rolls that are due."""
+    services = ctx.services
+    await RollManager(services.hedging, services.hedge_executor).check(ctx.session_date)
+    await services.hedge_executor.drain(f"{services.instance_id}:roll", ROLL_QUEUE)
+
+
+async def iv_capture(ctx: JobContext) -> None:
+    """Store today's ATM implied volatility of each hedge ETF (for IV percentiles)."""
+    await capture_iv(ctx.services.hedging, ctx.session_date)
+
+
+async def eod_reconcile(ctx: JobContext) -> None:
+    """After the close: settle hedges that expired or were exercised today."""
+    await RollManager(ctx.services.hedging, ctx.services.hedge_executor).settle_expired()
+
+
 JOBS: tuple[JobSpec, ...] = (
+    JobSpec(
+        name="hedge_evaluation",
+        schedule_key="hedge_evaluation",
+        handler=hedge_evaluation,
+        description="size and buy tail hedges inside the premium caps",
+    ),
+    JobSpec(
+        name="hedge_roll_check",
+        schedule_key="hedge_roll_check",
+        handler=hedge_roll_check,
+        description="roll hedges before theta bites",
+    ),
+    JobSpec(
+        name="iv_capture",
+        schedule_key="iv_capture",
+        handler=iv_capture,
+        description="daily ATM IV per hedge ETF for IV percentile",
+    ),
+    JobSpec(
+        name="eod_reconcile",
+        schedule_key="eod_reconcile",
+        handler=eod_reconcile,
+        description="settle expired and exercised hedges",
+    ),
     JobSpec(
         name="daily_summary",
         schedule_key="daily_summary",

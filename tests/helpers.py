@@ -20,6 +20,7 @@ from alchemiser.store.engine import session_factory
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
 from alchemiser.trading_calendar import nyse_calendar
+from alchemiser.wiring import build_hedging
 
 T = TypeVar("T")
 
@@ -32,17 +33,24 @@ async def make_services(
     loaded = load_settings(config, env={})
     live = LiveSettings(loaded.settings, loaded.path, env={})
     sim = await SimRuntime.create(loaded.settings, sessions, nyse_calendar(), clock)
+    queue = DurableQueue(sessions, clock, lambda: live.queue)
+    audit = AuditLog(sessions, clock, account)
+    hedging, hedge_executor = build_hedging(
+        live, sim.broker, sessions, clock, nyse_calendar(), queue, audit
+    )
     return Services(
         settings=live,
         clock=clock,
         calendar=nyse_calendar(),
         engine=engine,
         sessions=sessions,
-        queue=DurableQueue(sessions, clock, lambda: live.queue),
-        audit=AuditLog(sessions, clock, account),
+        queue=queue,
+        audit=audit,
         job_runs=JobRuns(sessions, account),
         instance_id=uuid.uuid4().hex,
         broker=sim.broker,
+        hedging=hedging,
+        hedge_executor=hedge_executor,
     )
 
 

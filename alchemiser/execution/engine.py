@@ -650,11 +650,14 @@ class OrderExecutor:
     ) -> StepPrice | _Finish:
         plan = run.plan
         symbols = [leg.symbol for leg in plan.legs]
+        # Age is judged at the moment we asked: how old the data was when it reached us,
+        # not how long we took afterwards (which an accelerated clock magnifies).
+        asked_at = self._clock.now()
         quotes = await self._with_retries(
             run, "option_quotes", lambda: self._broker.get_option_quotes(symbols)
         )
         try:
-            touches = checked_touches(plan.legs, quotes, self._clock.now(), self._max_quote_age)
+            touches = checked_touches(plan.legs, quotes, asked_at, self._max_quote_age)
             return price_step(
                 plan.legs,
                 plan.direction,

@@ -44,6 +44,8 @@ class Recommendation:
     option_symbol: str | None = None
     short_option_symbol: str | None = None
     estimated_premium: Decimal | None = None
+    # The most one unit may cost (per share): the price the decision was sized at.
+    max_limit_price: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -60,6 +62,8 @@ class Recommendation:
             data["short_option_symbol"] = self.short_option_symbol
         if self.estimated_premium is not None:
             data["estimated_premium"] = money(self.estimated_premium)
+        if self.max_limit_price is not None:
+            data["max_limit_price"] = money(self.max_limit_price)
         return data
 
     @classmethod
@@ -78,6 +82,7 @@ class Recommendation:
             option_symbol=data.get("option_symbol"),
             short_option_symbol=data.get("short_option_symbol"),
             estimated_premium=opt_money("estimated_premium"),
+            max_limit_price=opt_money("max_limit_price"),
         )
 
 

@@ -475,6 +475,11 @@ class Scoring(Section):
 class HedgeOrders(OrderSettings):
     """Order pricing plus the spread-specific rules."""
 
+    # Half the widest spread the liquidity gate admits (5 % of mid): the ask of every
+    # admitted contract is reachable, and never more than that is paid.
+    max_slippage_pct: Decimal = Field(default=Decimal("2.5"), ge=0, le=50)
+    # From mid - 2 % in steps of 1 %, the fifth re-price reaches that bound.
+    max_reprice_steps: int = Field(default=5, ge=0, le=50)
     multi_leg: bool = True
     legging_retries: int = Field(default=3, ge=0, le=10)
     legging_backoff_seconds: float = Field(default=1.0, gt=0, le=60)

@@ -74,6 +74,8 @@ class RiskSettings(Section):
     """Limits checked before every income order, plus the measures the risk jobs report."""
 
     max_trade_pct: Decimal = Field(default=Decimal("5"), gt=0, le=100)
+    # Continuously compounded risk-free rate every option valuation uses, in percent.
+    risk_free_rate_pct: Decimal = Field(default=Decimal("4"), ge=-5, le=25)
     max_income_positions: int = Field(default=10, ge=0, le=1000)
     max_abs_net_delta: Decimal = Field(default=Decimal("0.20"), ge=0, le=10)
     max_abs_net_gamma: Decimal = Field(default=Decimal("0.05"), ge=0, le=10)

@@ -304,3 +304,119 @@ class BrokerOrder(Base):
     reject_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("intent_id", "step"),)
+
+
+# -- Hedging --------------------------------------------------------------------------------
+
+
+class HedgePosition(Base):
+    """A hedge the daemon opened: a long put, or a put spread tracked as one unit."""
+
+    __tablename__ = "hedge_positions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    underlying: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(16))  # tail_first | smoothing
+    long_symbol: Mapped[str] = mapped_column(String(32))
+    long_strike: Mapped[Decimal] = mapped_column(Money)
+    short_symbol: Mapped[str | None] = mapped_column(String(32))
+    short_strike: Mapped[Decimal | None] = mapped_column(Money)
+    expiry: Mapped[date] = mapped_column(Date)
+    contracts: Mapped[int] = mapped_column(Integer)
+    entry_price: Mapped[Decimal] = mapped_column(Money)  # net debit per unit
+    premium_paid: Mapped[Decimal] = mapped_column(Money)  # total, × 100
+    entry_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # ACTIVE | CLOSED | ROLLED | EXPIRED | EXERCISED
+    state: Mapped[str] = mapped_column(String(16))
+    # HOLDING | PENDING_ROLL | ROLLED
+    roll_state: Mapped[str] = mapped_column(String(16))
+    plan_id: Mapped[str | None] = mapped_column(String(128))
+    open_intent_key: Mapped[str] = mapped_column(String(255), unique=True)
+    close_intent_key: Mapped[str | None] = mapped_column(String(255))
+    rolled_from: Mapped[str | None] = mapped_column(String(64))
+    rolled_to: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    proceeds: Mapped[Decimal | None] = mapped_column(Money)  # total received on close
+    realized_pnl: Mapped[Decimal | None] = mapped_column(Money)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_hedge_positions_account_state", "account", "state"),)
+
+
+class HedgeSpend(Base):
+    """Premium paid to open hedges, one row per fill: the month-to-date and year-to-date ledger."""
+
+    __tablename__ = "hedge_spend"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, New York calendar
+    year: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    hedge_id: Mapped[str] = mapped_column(String(64))
+    # The fill this spend came from (client order id + cumulative qty): booked once.
+    fill_ref: Mapped[str] = mapped_column(String(128), unique=True)
+
+    __table_args__ = (Index("ix_hedge_spend_account_year_month", "account", "year", "month"),)
+
+
+class HedgeEvaluation(Base):
+    """One evaluation's outcome: the HedgeEvaluationCompleted event and its explanation."""
+
+    __tablename__ = "hedge_evaluations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    session_date: Mapped[date] = mapped_column(Date)
+    plan_id: Mapped[str] = mapped_column(String(128))  # "" when no external plan
+    correlation_id: Mapped[str] = mapped_column(String(64))
+    skip_reason: Mapped[str | None] = mapped_column(String(128))
+    event: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("account", "session_date", "plan_id"),)
+
+
+class HedgeControl(Base):
+    """The persisted kill switch (besides `hedging.enabled` in the config)."""
+
+    __tablename__ = "hedge_control"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(16))  # user | auto
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HedgeCycle(Base):
+    """One hedging cycle (evaluation, execution or roll) and whether it failed."""
+
+    __tablename__ = "hedge_cycles"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_hedge_cycles_account_at", "account", "at"),)
+
+
+class IvHistory(Base):
+    """Daily at-the-money implied volatility per underlying (for IV percentile)."""
+
+    __tablename__ = "iv_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(16))
+    session_date: Mapped[date] = mapped_column(Date)
+    atm_iv: Mapped[Decimal] = mapped_column(Money)
+    vol_index: Mapped[Decimal | None] = mapped_column(Money)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("symbol", "session_date"),)

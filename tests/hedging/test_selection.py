@@ -129,10 +129,11 @@ def test_payoff_multiple_filter_requires_three_times_net_of_premium() -> None:
 def test_max_limit_is_mid_plus_slippage_capped_at_the_ask() -> None:
     wide = selected(pick([good(bid="3.95", ask="4.05")]))
     assert (wide.mid, wide.natural, wide.max_limit_price) == (D("4.00"), D("4.05"), D("4.05"))
-    # Mid 10.15 x 1.02 = 10.353, rounded up to 10.36: below the 10.50 ask, so it is the limit.
+    # Mid 10.15 x 1.025 (hedging.orders.max_slippage_pct) = 10.404, rounded up to 10.41:
+    # below the 10.50 ask, so it is the limit.
     loose = settings(liquidity={"max_spread": "1", "max_spread_pct_of_mid": "10"})
     tight = selected(pick([good(bid="9.80", ask="10.50")], loose))
-    assert tight.max_limit_price == D("10.36") and tight.premium_per_contract == D("1036.00")
+    assert tight.max_limit_price == D("10.41") and tight.premium_per_contract == D("1041.00")
 
 
 def test_nothing_passing_gives_counts_that_add_up_and_no_price() -> None:

@@ -1,0 +1,224 @@
+"""Rolls and expiries: hedges are replaced before theta bites, and nothing stays ACTIVE forever.
+
+The roll check (15:45 New York) applies the template's rules to each active
+hedge; a hedge that must roll emits ``HedgeRollTriggered`` and goes on the
+roll queue (one message per hedge and day). The roll itself sizes the
+replacement first, inside the caps; only if a replacement can be bought (or
+the hedge is at critical DTE) is the old one sold, then the new one bought,
+tracked as one unit: the old hedge ends ROLLED with ``rolled_to``, the new
+one starts ACTIVE with ``rolled_from``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alchemiser.domain.trading import ActivityType, OrderLeg, PositionIntent, Side
+from alchemiser.execution.engine import ExecutionPlan
+from alchemiser.hedging.book import book_quotes, holding_of, spots
+from alchemiser.hedging.context import ROLL_QUEUE, HedgingContext
+from alchemiser.hedging.evaluator import HedgeEvaluator
+from alchemiser.hedging.events import Recommendation, hedge_roll_triggered
+from alchemiser.hedging.rolls import check_roll
+from alchemiser.store.audit import current_correlation_id
+from alchemiser.store.hedges import ACTIVE, EXERCISED, EXPIRED, HOLDING, PENDING_ROLL, HedgeView
+from alchemiser.store.orders import FillEvent
+
+if TYPE_CHECKING:
+    from alchemiser.hedging.executor import HedgeExecutor
+
+log = structlog.stdlib.get_logger("alchemiser.hedging")
+
+CRITICAL = "critical_dte"
+
+
+@dataclass(frozen=True)
+class RollCandidate:
+    hedge_id: str
+    reason: str
+    dte: int
+
+
+class RollManager:
+    def __init__(self, ctx: HedgingContext, executor: HedgeExecutor) -> None:
+        self.ctx = ctx
+        self.executor = executor
+
+    async def check(self, session_date: date, *, enqueue: bool = True) -> list[RollCandidate]:
+        """Apply the roll rules to every active hedge; trigger (and enqueue) the rolls due."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        active = [h for h in await ctx.store.active() if h.contracts > 0]
+        if not active:
+            return []
+        quotes = await book_quotes(ctx.broker, active)
+        due: list[RollCandidate] = []
+        for hedge in active:
+            roll = check_roll(holding_of(hedge, quotes), now, quotes, ctx.hedging)
+            if roll.missing:
+                log.info("roll_check_data_missing", hedge_id=hedge.id, missing=list(roll.missing))
+            if roll.reason is None:
+                continue
+            due.append(RollCandidate(hedge.id, roll.reason, roll.dte))
+            event = hedge_roll_triggered(
+                correlation_id=current_correlation_id() or "",
+                hedge_id=hedge.id,
+                option_symbol=hedge.long_symbol,
+                underlying_symbol=hedge.underlying,
+                current_dte=roll.dte,
+                current_contracts=hedge.contracts,
+                roll_reason=roll.reason,
+            )
+            log.info("Hedge roll triggered", hedge_id=hedge.id, reason=roll.reason, dte=roll.dte)
+            if not enqueue:
+                continue
+            result = await ctx.queue.enqueue(
+                ROLL_QUEUE,
+                {**event, "session_date": session_date.isoformat()},
+                dedupe_key=f"hedge-roll:{ctx.account}:{hedge.id}:{session_date.isoformat()}",
+            )
+            if result.created:
+                await ctx.store.set_roll_state(hedge.id, PENDING_ROLL)
+                await ctx.audit.record(
+                    "HedgeRollTriggered", related_ids={"hedge_id": hedge.id}, details=event
+                )
+        return due
+
+    async def roll(self, event: Mapping[str, Any]) -> str:
+        """Carry out one roll (idempotent per hedge): returns what happened."""
+        ctx = self.ctx
+        hedge = await ctx.store.get(str(event["hedge_id"]))
+        if hedge is None or hedge.state != ACTIVE:
+            return "not_active"
+        session = date.fromisoformat(str(event["session_date"]))
+        reason = str(event.get("roll_reason") or "")
+        replacement = await HedgeEvaluator(ctx).assess(
+            session, replacing=hedge.id, template=hedge.template
+        )
+        recs = replacement.event["recommendations"]
+        if not recs and reason != CRITICAL:
+            await ctx.store.set_roll_state(hedge.id, HOLDING)
+            log.warning(
+                "hedge_roll_deferred",
+                hedge_id=hedge.id,
+                reason=reason,
+                why=replacement.skip_reason,
+                note="the hedge is kept until a replacement can be bought within the caps",
+            )
+            await ctx.audit.record(
+                "ROLL_DEFERRED",
+                related_ids={"hedge_id": hedge.id},
+                details={"reason": reason, "skip_reason": replacement.skip_reason},
+            )
+            return "deferred"
+        closed = await self._close(hedge)
+        if closed < hedge.contracts:
+            await ctx.store.set_roll_state(hedge.id, HOLDING)
+            log.warning("hedge_roll_close_incomplete", hedge_id=hedge.id, closed=closed)
+            return "close_incomplete"
+        await ctx.audit.record(
+            "ROLLED",
+            related_ids={"hedge_id": hedge.id},
+            details={"reason": reason, "closed": closed},
+        )
+        if not recs:
+            return "closed_without_replacement"
+        rec = Recommendation.from_json(recs[0])
+        opened = await self.executor.open_hedge(
+            rec,
+            f"hedge-roll-open:{hedge.id}",
+            hedge.plan_id,
+            str(event.get("correlation_id") or ""),
+            purpose="roll_open",
+            rolled_from=hedge.id,
+        )
+        if opened.filled > 0:
+            await ctx.store.link_roll(hedge.id, opened.hedge_id)
+        return "rolled" if opened.filled > 0 else "closed_replacement_unfilled"
+
+    async def _close(self, hedge: HedgeView) -> int:
+        """Sell the hedge (one multi-leg order for a spread); returns contracts closed."""
+        ctx = self.ctx
+        store = ctx.store
+        legs = [OrderLeg(hedge.long_symbol, Side.SELL, 1, PositionIntent.SELL_TO_CLOSE)]
+        if hedge.short_symbol:
+            legs.append(OrderLeg(hedge.short_symbol, Side.BUY, 1, PositionIntent.BUY_TO_CLOSE))
+
+        async def on_fill(session: AsyncSession, fill: FillEvent) -> None:
+            await store.add_closing_fill(session, hedge.id, fill.delta_qty, -fill.cost)
+
+        key = hedge.close_intent_key or f"hedge-roll-close:{hedge.id}"
+        await store.set_roll_state(hedge.id, PENDING_ROLL, close_intent_key=key)
+        result = await ctx.orders.execute(
+            ExecutionPlan(
+                intent_key=key,
+                strategy="hedge",
+                purpose="roll_close",
+                legs=tuple(legs),
+                qty=hedge.contracts,
+                direction="credit",
+                related_ids={"hedge_id": hedge.id},
+            ),
+            on_fill,
+        )
+        return result.filled_qty
+
+    async def settle_expired(self) -> list[tuple[str, str]]:
+        """End every active hedge past its expiry close, from the broker's activities."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        settled: list[tuple[str, str]] = []
+        for hedge in await ctx.store.active():
+            if not _past_close(ctx, hedge, now):
+                continue
+            held = {p.symbol for p in await ctx.broker.get_positions()}
+            if hedge.long_symbol in held:
+                continue  # not settled at the broker yet
+            activities = await ctx.broker.get_activities(
+                since=hedge.entry_at,
+                types=[ActivityType.OPEXP, ActivityType.OPEXC, ActivityType.OPASN],
+            )
+            kinds = {a.activity_type for a in activities if a.symbol == hedge.long_symbol}
+            state = EXERCISED if ActivityType.OPEXC in kinds else EXPIRED
+            proceeds = await self._exercise_value(hedge) if state == EXERCISED else Decimal(0)
+            view = await ctx.store.settle(hedge.id, state, proceeds)
+            settled.append((hedge.id, state))
+            log.info(
+                "hedge_settled_at_expiry",
+                hedge_id=hedge.id,
+                state=state,
+                proceeds=str(proceeds),
+                realized_pnl=str(view.realized_pnl),
+            )
+            await ctx.audit.record(
+                state, related_ids={"hedge_id": hedge.id}, details={"proceeds": proceeds}
+            )
+            if state == EXERCISED:
+                log.warning(
+                    "hedge_exercised_into_shares",
+                    hedge_id=hedge.id,
+                    underlying=hedge.underlying,
+                    note="the exercised put left a short stock position: review it",
+                )
+        return settled
+
+    async def _exercise_value(self, hedge: HedgeView) -> Decimal:
+        price = (await spots(self.ctx.broker, [hedge.underlying]))[hedge.underlying]
+        value = max(Decimal(0), hedge.long_strike - price)
+        if hedge.short_strike is not None:
+            value -= max(Decimal(0), hedge.short_strike - price)
+        return (value * hedge.contracts * 100).quantize(Decimal("0.01"))
+
+
+def _past_close(ctx: HedgingContext, hedge: HedgeView, now: Any) -> bool:
+    cal = ctx.calendar
+    day = hedge.expiry
+    session = day if cal.is_session(day) else cal.previous_session(day)
+    return bool(now >= cal.session_close(session))

@@ -1,0 +1,76 @@
+"""Builds the strategy services from concrete parts: shared by the daemon and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import alchemiser
+from alchemiser.broker.base import Broker
+from alchemiser.clock import Clock
+from alchemiser.domain.ticks import INDEX_PENNY_ALL
+from alchemiser.execution.engine import OrderExecutor
+from alchemiser.hedging.context import HedgingContext
+from alchemiser.hedging.executor import HedgeCapCheck, HedgeExecutor
+from alchemiser.market.reference import ReferenceData, TomlReferenceData
+from alchemiser.settings import LiveSettings
+from alchemiser.store.audit import AuditLog
+from alchemiser.store.hedges import HedgeStore, IvHistoryStore
+from alchemiser.store.orders import OrderStore
+from alchemiser.store.queue import DurableQueue
+from alchemiser.trading_calendar import TradingCalendar
+
+REFERENCE_FILE = "reference_data.toml"
+
+
+def reference_path(configured: str) -> Path:
+    """The configured file, else the copy shipped with the package (wheel or checkout)."""
+    path = Path(configured)
+    if path.exists():
+        return path
+    package = Path(alchemiser.__file__).resolve().parent
+    for candidate in (package / "_config" / REFERENCE_FILE, package.parent / "config" / REFERENCE_FILE):
+        if candidate.exists():
+            return candidate
+    return path  # loading it reports the missing file by name
+
+
+def load_reference(settings: LiveSettings) -> ReferenceData:
+    return TomlReferenceData.load(reference_path(settings.current.income.reference_data_path))
+
+
+def build_hedging(
+    settings: LiveSettings,
+    broker: Broker,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    calendar: TradingCalendar,
+    queue: DurableQueue,
+    audit: AuditLog,
+    penny_pilot: frozenset[str] = INDEX_PENNY_ALL,
+) -> tuple[HedgingContext, HedgeExecutor]:
+    account = settings.current.broker.account
+    store = HedgeStore(sessions, clock, account)
+    orders = OrderExecutor(
+        broker,
+        OrderStore(sessions, clock, account),
+        clock,
+        lambda: settings.current.hedging.orders,
+        HedgeCapCheck(broker, store, clock, settings),
+        penny_pilot=lambda underlying: underlying in penny_pilot,
+    )
+    ctx = HedgingContext(
+        account=account,
+        broker=broker,
+        store=store,
+        iv_history=IvHistoryStore(sessions, clock),
+        orders=orders,
+        queue=queue,
+        audit=audit,
+        settings=settings,
+        clock=clock,
+        calendar=calendar,
+        reference=load_reference(settings),
+    )
+    return ctx, HedgeExecutor(ctx)
