@@ -153,6 +153,9 @@ class ExecutionPlan:
     # Hard bound per unit in the direction's terms (most a debit pays, least a credit
     # takes): the price the trade was sized and capped at. None: slippage bound only.
     price_limit: Decimal | None = None
+    # This plan's own maximum slippage (% of mid), e.g. a wider one to get out of a
+    # position; None: the settings' value.
+    max_slippage_pct: Decimal | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "legs", tuple(self.legs))
@@ -666,7 +669,11 @@ class OrderExecutor:
                 step,
                 improvement_pct=settings.initial_improvement_pct,
                 step_pct=settings.reprice_step_pct,
-                max_slippage_pct=settings.max_slippage_pct,
+                max_slippage_pct=(
+                    plan.max_slippage_pct
+                    if plan.max_slippage_pct is not None
+                    else settings.max_slippage_pct
+                ),
                 penny_pilot=self._penny_pilot,
                 price_limit=plan.price_limit,
             )

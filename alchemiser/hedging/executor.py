@@ -270,7 +270,9 @@ class HedgeExecutor:
             qty=rec.contracts_estimated,
             direction="debit",
             related_ids={"hedge_id": hedge.id},
-            price_limit=rec.max_limit_price,
+            # No hard limit at the evaluation's ask: the market moves between evaluation and
+            # execution. The order is bounded by the slippage rule, and the caps (the
+            # invariants) by HedgeCapCheck at every submit, with the price actually sent.
         )
         return await self.ctx.orders.execute(plan, self._opening_fill(hedge))
 
@@ -364,6 +366,7 @@ class HedgeExecutor:
             qty=qty,
             direction="credit",
             related_ids={"hedge_id": hedge.id},
+            max_slippage_pct=ctx.hedging.orders.close_max_slippage_pct,
         )
         try:
             result = await ctx.orders.execute(plan, on_close_fill)

@@ -92,58 +92,77 @@ class RollManager:
         return due
 
     async def roll(self, event: Mapping[str, Any]) -> str:
-        """Carry out one roll (idempotent per hedge): returns what happened."""
+        """Carry out one roll (idempotent per hedge and day): returns what happened.
+
+        The replacement is bought first and only then the old hedge sold, so the
+        book is never left without the protection it had; a replacement that
+        cannot be bought within the caps keeps the old hedge. A sale that does
+        not fill by the close is retried at the next roll check (the replacement
+        is not bought twice: ``rolled_to`` is set).
+        """
         ctx = self.ctx
         hedge = await ctx.store.get(str(event["hedge_id"]))
         if hedge is None or hedge.state != ACTIVE:
             return "not_active"
         session = date.fromisoformat(str(event["session_date"]))
         reason = str(event.get("roll_reason") or "")
-        replacement = await HedgeEvaluator(ctx).assess(
-            session, replacing=hedge.id, template=hedge.template
-        )
-        recs = replacement.event["recommendations"]
-        if not recs and reason != CRITICAL:
-            await ctx.store.set_roll_state(hedge.id, HOLDING)
-            log.warning(
-                "hedge_roll_deferred",
-                hedge_id=hedge.id,
-                reason=reason,
-                why=replacement.skip_reason,
-                note="the hedge is kept until a replacement can be bought within the caps",
-            )
-            await ctx.audit.record(
-                "ROLL_DEFERRED",
-                related_ids={"hedge_id": hedge.id},
-                details={"reason": reason, "skip_reason": replacement.skip_reason},
-            )
-            return "deferred"
-        closed = await self._close(hedge)
+        correlation_id = str(event.get("correlation_id") or "")
+        if hedge.rolled_to is None:
+            opened = await self._open_replacement(hedge, session, reason, correlation_id)
+            if opened is None and reason != CRITICAL:
+                await ctx.store.set_roll_state(hedge.id, HOLDING)
+                return "deferred"
+        closed = await self._close(hedge, session)
         if closed < hedge.contracts:
-            await ctx.store.set_roll_state(hedge.id, HOLDING)
             log.warning("hedge_roll_close_incomplete", hedge_id=hedge.id, closed=closed)
             return "close_incomplete"
         await ctx.audit.record(
             "ROLLED",
-            related_ids={"hedge_id": hedge.id},
+            related_ids={"hedge_id": hedge.id, "rolled_to": hedge.rolled_to or ""},
             details={"reason": reason, "closed": closed},
+            correlation_id=correlation_id or None,
         )
-        if not recs:
-            return "closed_without_replacement"
-        rec = Recommendation.from_json(recs[0])
-        opened = await self.executor.open_hedge(
-            rec,
-            f"hedge-roll-open:{hedge.id}",
-            hedge.plan_id,
-            str(event.get("correlation_id") or ""),
-            purpose="roll_open",
-            rolled_from=hedge.id,
-        )
-        if opened.filled > 0:
-            await ctx.store.link_roll(hedge.id, opened.hedge_id)
-        return "rolled" if opened.filled > 0 else "closed_replacement_unfilled"
+        return "rolled"
 
-    async def _close(self, hedge: HedgeView) -> int:
+    async def _open_replacement(
+        self, hedge: HedgeView, session: date, reason: str, correlation_id: str
+    ) -> str | None:
+        """Buy the replacement (sized without the hedge it replaces); its id, or None."""
+        ctx = self.ctx
+        replacement = await HedgeEvaluator(ctx).assess(
+            session, replacing=hedge.id, template=hedge.template
+        )
+        recs = replacement.event["recommendations"]
+        if recs:
+            rec = Recommendation.from_json(recs[0])
+            opened = await self.executor.open_hedge(
+                rec,
+                f"hedge-roll-open:{hedge.id}",
+                hedge.plan_id,
+                correlation_id,
+                purpose="roll_open",
+                rolled_from=hedge.id,
+            )
+            if opened.filled > 0:
+                await ctx.store.link_roll(hedge.id, opened.hedge_id)
+                return opened.hedge_id
+        why = replacement.skip_reason or "replacement not filled"
+        log.warning(
+            "hedge_roll_deferred",
+            hedge_id=hedge.id,
+            reason=reason,
+            why=why,
+            note="the hedge is kept until a replacement can be bought within the caps",
+        )
+        await ctx.audit.record(
+            "ROLL_DEFERRED",
+            related_ids={"hedge_id": hedge.id},
+            details={"reason": reason, "why": why},
+            correlation_id=correlation_id or None,
+        )
+        return None
+
+    async def _close(self, hedge: HedgeView, session: date) -> int:
         """Sell the hedge (one multi-leg order for a spread); returns contracts closed."""
         ctx = self.ctx
         store = ctx.store
@@ -154,7 +173,8 @@ class RollManager:
         async def on_fill(session: AsyncSession, fill: FillEvent) -> None:
             await store.add_closing_fill(session, hedge.id, fill.delta_qty, -fill.cost)
 
-        key = hedge.close_intent_key or f"hedge-roll-close:{hedge.id}"
+        # One sale attempt per day: a day order that expired is tried again the next session.
+        key = f"hedge-roll-close:{hedge.id}:{session.isoformat()}"
         await store.set_roll_state(hedge.id, PENDING_ROLL, close_intent_key=key)
         result = await ctx.orders.execute(
             ExecutionPlan(
@@ -165,6 +185,7 @@ class RollManager:
                 qty=hedge.contracts,
                 direction="credit",
                 related_ids={"hedge_id": hedge.id},
+                max_slippage_pct=ctx.hedging.orders.close_max_slippage_pct,
             ),
             on_fill,
         )

@@ -480,6 +480,9 @@ class HedgeOrders(OrderSettings):
     max_slippage_pct: Decimal = Field(default=Decimal("2.5"), ge=0, le=50)
     # From mid - 2 % in steps of 1 %, the fifth re-price reaches that bound.
     max_reprice_steps: int = Field(default=5, ge=0, le=50)
+    # Selling a hedge to roll or close it may go this % of mid below mid: near expiry the
+    # spread of a cheap put is wide, and getting out reduces risk.
+    close_max_slippage_pct: Decimal = Field(default=Decimal("25"), ge=0, le=100)
     multi_leg: bool = True
     legging_retries: int = Field(default=3, ge=0, le=10)
     legging_backoff_seconds: float = Field(default=1.0, gt=0, le=60)
