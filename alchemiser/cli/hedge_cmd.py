@@ -43,7 +43,7 @@ from alchemiser.store.audit import AuditLog
 from alchemiser.store.engine import session_factory
 from alchemiser.store.hedges import ACTIVE, HedgeStore, HedgeView, KillSwitch
 from alchemiser.store.queue import DurableQueue
-from alchemiser.trading_calendar import TradingCalendar
+from alchemiser.trading_calendar import TradingCalendar, nyse_calendar
 
 __all__ = ["hedge_group"]
 
@@ -147,6 +147,12 @@ def _check_plan_id(ctx: click.Context, param: click.Parameter, value: str | None
             param=param,
         )
     return value
+
+
+def _check_reason(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("must say why", ctx=ctx, param=param)
+    return value.strip()
 
 
 def _user() -> str:
@@ -486,7 +492,10 @@ def _echo_evaluation(event: Mapping[str, Any], explanation: Mapping[str, Any], t
     decision = explanation.get("decision") or {}
     if decision:
         _echo_decision(decision, nav)
-    for key, label in (("selection", "selection"), ("over_budget_choice", "over budget")):
+    for key, label in (
+        ("selection", "selection"),
+        ("over_budget_choice", "first choice (over budget)"),
+    ):
         if explanation.get(key):
             _echo_selection(label, explanation[key])
     if explanation.get("no_contract"):
@@ -509,6 +518,7 @@ def _echo_evaluation(event: Mapping[str, Any], explanation: Mapping[str, Any], t
     if not recommendations:
         click.echo("  recommendation: buy nothing")
     click.echo(f"  skip reason: {event.get('skip_reason') or 'none'}")
+    click.echo(f"  correlation id: {event.get('correlation_id') or '-'}")
     for note in explanation.get("notes") or []:
         click.echo(f"  note: {_clip(note)}")
 
@@ -631,7 +641,9 @@ def _roll_why(roll: RollCandidate, hedge: HedgeView, settings: HedgingSettings) 
 def history(state: CliState, limit: int) -> None:
     """Past and present hedges (with realised P&L) and recent evaluations, newest first."""
     settings = state.settings()
-    hedges, evaluations, account = run(_history(settings, limit))
+    _quiet_logging(settings)
+    account = settings.broker.account
+    hedges, evaluations, bought = run(_history(settings, limit))
     click.echo(f"hedges (newest first, at most {limit}):")
     if not hedges:
         click.echo("  none")
@@ -671,45 +683,36 @@ def history(state: CliState, limit: int) -> None:
     if not evaluations:
         click.echo("  none")
         return
-    by_id = {h.id: h for h in hedges}
-    rows = [
+    eval_rows = [
         (
             str(e["session_date"]),
             e["plan_id"] or "-",
-            money((e.get("explanation") or {}).get("decision", {}).get("shortfall")),
-            _outcome(e, account, by_id),
+            money(((e.get("explanation") or {}).get("decision") or {}).get("shortfall")),
+            _outcome(e, account, bought),
         )
         for e in evaluations
     ]
-    _table(("SESSION", "PLAN", "SHORTFALL", "OUTCOME"), rows)
+    _table(("SESSION", "PLAN", "SHORTFALL", "OUTCOME"), eval_rows)
 
 
 async def _history(
     settings: Settings, limit: int
-) -> tuple[list[HedgeView], list[dict[str, Any]], str]:
+) -> tuple[list[HedgeView], list[dict[str, Any]], dict[str, HedgeView]]:
     async with open_database(settings) as engine:
         sessions = session_factory(engine)
-        clock = await trading_clock(settings, sessions, _calendar())
+        clock = await trading_clock(settings, sessions, nyse_calendar())
         store = HedgeStore(sessions, clock, settings.broker.account)
         hedges = await store.history(limit=limit)
         evaluations = await store.evaluations(limit=limit)
-        # Hedges an evaluation bought but the hedge list cut off still count as bought.
-        known = {h.id for h in hedges}
+        # What each evaluation bought, even when the hedge list stops before it.
+        bought = {h.id: h for h in hedges}
         for e in evaluations:
             for hedge_id in _bought_ids(e, settings.broker.account):
-                if hedge_id not in known:
+                if hedge_id not in bought:
                     found = await store.get(hedge_id)
                     if found is not None:
-                        hedges.append(found)
-                        known.add(hedge_id)
-        hedges.sort(key=lambda h: h.entry_at, reverse=True)
-        return hedges[:limit], evaluations, settings.broker.account
-
-
-def _calendar() -> TradingCalendar:
-    from alchemiser.trading_calendar import nyse_calendar
-
-    return nyse_calendar()
+                        bought[hedge_id] = found
+        return hedges, evaluations, bought
 
 
 def _bought_ids(evaluation: Mapping[str, Any], account: str) -> list[str]:
@@ -732,7 +735,9 @@ def _outcome(evaluation: Mapping[str, Any], account: str, hedges: Mapping[str, H
         if hedge is None:
             parts.append(f"{decided}, none bought (yet)")
         else:
-            parts.append(f"{decided}, bought: {hedge.id} {hedge.state}, premium {money(hedge.premium_paid)}")
+            parts.append(
+                f"{decided}, bought: {hedge.id} {hedge.state}, premium {money(hedge.premium_paid)}"
+            )
     return "; ".join(parts) or "nothing to buy"
 
 
@@ -740,16 +745,20 @@ def _outcome(evaluation: Mapping[str, Any], account: str, hedges: Mapping[str, H
 
 
 @hedge_group.command("disable")
-@click.option("--reason", required=True, help="Why hedging stops (kept with the switch and audited).")
+@click.option(
+    "--reason",
+    required=True,
+    callback=_check_reason,
+    help="Why hedging stops (kept with the switch and audited).",
+)
 @pass_state
 def disable(state: CliState, reason: str) -> None:
     """Stop new hedges: set the persisted kill switch off (existing hedges are kept)."""
-    if not reason.strip():
-        raise click.BadParameter("must not be empty", param_hint="'--reason'")
     settings = state.settings()
-    before = run(_set_switch(settings, False, reason.strip()))
+    _quiet_logging(settings)
+    before = run(_set_switch(settings, False, reason))
     was = "" if before.enabled else " (it was already disabled)"
-    click.echo(f"hedging disabled by user: {reason.strip()}{was}")
+    click.echo(f"hedging disabled by user: {reason}{was}")
     click.echo("new hedges stop; active hedges are kept. `alchemiser hedge enable` resumes.")
 
 
@@ -759,17 +768,20 @@ def disable(state: CliState, reason: str) -> None:
 def enable(state: CliState, reason: str) -> None:
     """Allow new hedges again: set the persisted kill switch on."""
     settings = state.settings()
+    _quiet_logging(settings)
     before = run(_set_switch(settings, True, reason.strip()))
     was = "" if not before.enabled else " (it was already enabled)"
     click.echo(f"hedging enabled by user{was}")
     if not settings.hedging.enabled:
-        click.echo("note: config hedging.enabled is false, so new hedges stay stopped until it is true")
+        click.echo(
+            "note: config hedging.enabled is false, so new hedges stay stopped until it is true"
+        )
 
 
 async def _set_switch(settings: Settings, enabled: bool, reason: str) -> KillSwitch:
     async with open_database(settings) as engine:
         sessions = session_factory(engine)
-        clock = await trading_clock(settings, sessions, _calendar())
+        clock = await trading_clock(settings, sessions, nyse_calendar())
         account = settings.broker.account
         store = HedgeStore(sessions, clock, account)
         before = await store.kill_switch()
@@ -796,6 +808,7 @@ async def _set_switch(settings: Settings, enabled: bool, reason: str) -> KillSwi
 def plan(state: CliState, plan_id: str) -> None:
     """Accept an external RebalancePlanned event for PLAN_ID (queued once per plan)."""
     settings = state.settings()
+    _quiet_logging(settings)
     job_id, created, session = run(_plan(settings, plan_id))
     if created:
         click.echo(f"plan {plan_id} for session {session} queued as job {job_id} on {PLAN_QUEUE}")
@@ -806,7 +819,7 @@ def plan(state: CliState, plan_id: str) -> None:
 async def _plan(settings: Settings, plan_id: str) -> tuple[int, bool, date]:
     async with open_database(settings) as engine:
         sessions = session_factory(engine)
-        calendar = _calendar()
+        calendar = nyse_calendar()
         clock: Clock = await trading_clock(settings, sessions, calendar)
         session = session_of(calendar, clock.now())
         account = settings.broker.account

@@ -11,6 +11,7 @@ from alchemiser import __version__
 from alchemiser.cli.common import CliState
 from alchemiser.cli.config_cmd import config_group
 from alchemiser.cli.db_cmd import db_group
+from alchemiser.cli.hedge_cmd import hedge_group
 from alchemiser.cli.queue_cmd import queue_group
 from alchemiser.cli.run_cmd import run_command
 from alchemiser.cli.sim_cmd import sim_group
@@ -44,6 +45,7 @@ cli.add_command(doctor_command)
 cli.add_command(queue_group)
 cli.add_command(vol_index_command)
 cli.add_command(sim_group)
+cli.add_command(hedge_group)
 
 
 def main() -> None:

@@ -6,17 +6,28 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+import structlog
+
 from alchemiser.broker.base import Broker
 from alchemiser.domain.options import parse_occ
 from alchemiser.domain.trading import OptionSnapshot
 from alchemiser.hedging.payoff import HedgeHolding, HedgeLeg, hedge_book_payoff
 from alchemiser.store.hedges import HedgeView
 
+log = structlog.stdlib.get_logger("alchemiser.hedging")
+
 
 def leg_symbols(hedges: Sequence[HedgeView]) -> set[str]:
     symbols = {h.long_symbol for h in hedges}
     symbols |= {h.short_symbol for h in hedges if h.short_symbol}
     return symbols
+
+
+def valuable(snap: OptionSnapshot | None) -> bool:
+    """A quote a leg can be valued from: an implied volatility, or a two-sided market."""
+    if snap is None:
+        return False
+    return snap.implied_volatility is not None or (snap.bid > 0 and snap.ask > 0)
 
 
 def holding_of(hedge: HedgeView, quotes: Mapping[str, OptionSnapshot]) -> HedgeHolding:
@@ -63,6 +74,14 @@ async def book_payoff(
     if not live:
         return Decimal(0)
     quotes = await book_quotes(broker, live)
-    holdings = [holding_of(h, quotes) for h in live]
-    prices = await spots(broker, [h.underlying for h in live])
+    valued = [h for h in live if all(valuable(quotes.get(s)) for s in leg_symbols([h]))]
+    for hedge in live:
+        if hedge not in valued:
+            # No quote to value it (unlisted after its expiry close, or no market): it is
+            # left out of the scenario rather than given an invented price.
+            log.info("hedge_not_valued", hedge_id=hedge.id, legs=sorted(leg_symbols([hedge])))
+    if not valued:
+        return Decimal(0)
+    holdings = [holding_of(h, quotes) for h in valued]
+    prices = await spots(broker, [h.underlying for h in valued])
     return hedge_book_payoff(holdings, prices, now, rate, move_pct, vol_shift_points)

@@ -11,6 +11,7 @@ nothing is bought.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -236,7 +237,6 @@ class HedgeEvaluator:
         now: datetime,
         session_date: date,
         explanation: dict[str, Any],
-        max_premium: Decimal | None = None,
     ) -> tuple[SizingDecision, Selection | None]:
         ctx = self.ctx
         settings = ctx.hedging
@@ -258,9 +258,7 @@ class HedgeEvaluator:
                 existing_floor = await book_payoff(
                     ctx.broker, active, now, ctx.rate, floor_move, floor_shift
                 )
-            found = await self._select(
-                template, exposure.underlying, regime, now, session_date, max_premium
-            )
+            found = await self._select(template, exposure.underlying, regime, now, session_date)
             if isinstance(found, NoSuitableContract):
                 explanation["no_contract"] = {
                     "template": template,
@@ -278,50 +276,47 @@ class HedgeEvaluator:
             else:
                 selection = found
                 explanation["selection"] = _selection_summary(found)
-        decision = size_hedge(
-            SizingInputs(
-                nav=nav,
-                exposure=exposure,
-                regime=regime,
-                month_to_date_spend=mtd,
-                year_to_date_spend=ytd,
-                active_hedges=len(active),
-                existing_payoff=existing,
-                market_open=market_open,
-                data_ok=data_ok,
-                hedging_enabled=switch_enabled,
-                kill_switch_tripped=not switch_enabled,
-                candidate=selection.candidate() if selection is not None else None,
-                existing_floor_payoff=existing_floor,
-                template=template,  # type: ignore[arg-type]
-            ),
-            settings,
+        inputs = SizingInputs(
+            nav=nav,
+            exposure=exposure,
+            regime=regime,
+            month_to_date_spend=mtd,
+            year_to_date_spend=ytd,
+            active_hedges=len(active),
+            existing_payoff=existing,
+            market_open=market_open,
+            data_ok=data_ok,
+            hedging_enabled=switch_enabled,
+            kill_switch_tripped=not switch_enabled,
+            candidate=selection.candidate() if selection is not None else None,
+            existing_floor_payoff=existing_floor,
+            template=template,  # type: ignore[arg-type]
         )
+        decision = size_hedge(inputs, settings)
         if (
-            max_premium is None
-            and decision.skip_reason == "budget_below_one_contract"
+            decision.skip_reason == "budget_below_one_contract"
             and decision.budget is not None
             and decision.budget > 0
+            and exposure.underlying is not None
+            and regime is not None
         ):
-            # The best contract costs more than today's budget: choose again among
-            # those the budget can buy (further out of the money or nearer expiry).
-            explanation["over_budget_choice"] = explanation.pop("selection", None)
-            return await self._decide(
-                template,
-                nav,
-                exposure,
-                regime,
-                mtd,
-                ytd,
-                active,
-                market_open,
-                data_ok,
-                switch_enabled,
-                now,
-                session_date,
-                explanation,
-                max_premium=decision.budget,
+            # The best contract costs more than today's budget: choose again among those
+            # the budget can buy (further out of the money or nearer expiry), if any.
+            cheaper = await self._select(
+                template, exposure.underlying, regime, now, session_date, decision.budget
             )
+            if isinstance(cheaper, Selection):
+                explanation["over_budget_choice"] = explanation.get("selection")
+                explanation["selection"] = _selection_summary(cheaper)
+                retry = size_hedge(
+                    dataclasses.replace(inputs, candidate=cheaper.candidate()), settings
+                )
+                if retry.contracts > 0:
+                    return retry, cheaper
+            else:
+                explanation["within_budget"] = (
+                    f"no contract within {decision.budget}: {cheaper.reason}"
+                )
         return decision, selection
 
     async def _select(

@@ -28,7 +28,15 @@ from alchemiser.hedging.evaluator import HedgeEvaluator
 from alchemiser.hedging.events import Recommendation, hedge_roll_triggered
 from alchemiser.hedging.rolls import check_roll
 from alchemiser.store.audit import current_correlation_id
-from alchemiser.store.hedges import ACTIVE, EXERCISED, EXPIRED, HOLDING, PENDING_ROLL, HedgeView
+from alchemiser.store.hedges import (
+    ACTIVE,
+    EXERCISED,
+    EXPIRED,
+    HOLDING,
+    PENDING_ROLL,
+    ROLLED,
+    HedgeView,
+)
 from alchemiser.store.orders import FillEvent
 
 if TYPE_CHECKING:
@@ -55,7 +63,8 @@ class RollManager:
         """Apply the roll rules to every active hedge; trigger (and enqueue) the rolls due."""
         ctx = self.ctx
         now = ctx.clock.now()
-        active = [h for h in await ctx.store.active() if h.contracts > 0]
+        # A hedge already replaced and left to expire (roll_state ROLLED) is done rolling.
+        active = [h for h in await ctx.store.active() if h.contracts > 0 and h.roll_state != ROLLED]
         if not active:
             return []
         quotes = await book_quotes(ctx.broker, active)
@@ -112,6 +121,18 @@ class RollManager:
             if opened is None and reason != CRITICAL:
                 await ctx.store.set_roll_state(hedge.id, HOLDING)
                 return "deferred"
+        if not await self._has_bid(hedge):
+            # Worthless to sell (no bid): the replacement is in place; the old hedge
+            # stays until its expiry settles it, and is not tried again.
+            await ctx.store.set_roll_state(hedge.id, ROLLED)
+            await ctx.audit.record(
+                "LEFT_TO_EXPIRE",
+                related_ids={"hedge_id": hedge.id},
+                details={"reason": "no bid to sell into", "rolled_to": hedge.rolled_to},
+                correlation_id=correlation_id or None,
+            )
+            log.info("hedge_left_to_expire", hedge_id=hedge.id, rolled_to=hedge.rolled_to)
+            return "left_to_expire"
         closed = await self._close(hedge, session)
         if closed < hedge.contracts:
             log.warning("hedge_roll_close_incomplete", hedge_id=hedge.id, closed=closed)
@@ -123,6 +144,11 @@ class RollManager:
             correlation_id=correlation_id or None,
         )
         return "rolled"
+
+    async def _has_bid(self, hedge: HedgeView) -> bool:
+        quotes = await self.ctx.broker.get_option_quotes([hedge.long_symbol])
+        snap = quotes.get(hedge.long_symbol)
+        return snap is not None and snap.bid > 0
 
     async def _open_replacement(
         self, hedge: HedgeView, session: date, reason: str, correlation_id: str
