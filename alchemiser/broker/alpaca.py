@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -675,7 +676,15 @@ def contract_from_alpaca(contract: AlpacaContract) -> ContractInfo:
     )
 
 
-def option_snapshot_from_alpaca(snapshot: OptionsSnapshot) -> OptionSnapshot | None:
+def _daily_volume(data: Any) -> int | None:
+    bar = data.get("dailyBar") if isinstance(data, dict) else None
+    volume = bar.get("v") if isinstance(bar, dict) else None
+    return int(volume) if isinstance(volume, int | float) else None
+
+
+def option_snapshot_from_alpaca(
+    snapshot: OptionsSnapshot, volume: int | None = None
+) -> OptionSnapshot | None:
     """An option snapshot as ours; None without a quote or with a symbol that is not OCC."""
     contract = _option_contract(snapshot.symbol)
     quote = snapshot.latest_quote
@@ -703,6 +712,7 @@ def option_snapshot_from_alpaca(snapshot: OptionsSnapshot) -> OptionSnapshot | N
             else None
         ),
         last=_dec(trade.price) if trade is not None else None,
+        volume=volume,
     )
 
 
@@ -1199,20 +1209,27 @@ class AlpacaBroker:
 
     def _snapshot_page(
         self, path: str, params: dict[str, Any]
-    ) -> tuple[dict[str, OptionsSnapshot], str | None]:
-        """One page of option snapshots, parsed in the worker thread (CPU off the event loop)."""
+    ) -> tuple[dict[str, tuple[OptionsSnapshot, int | None]], str | None]:
+        """One page of option snapshots, parsed in the worker thread (CPU off the event loop).
+
+        alpaca-py's model drops the daily bar, so the day's volume is read from the raw JSON.
+        """
         body = self._options.get(path, params)
         if not isinstance(body, dict):
             raise ValueError(f"expected an object, got {type(body).__name__}")
         raw = body.get("snapshots") or {}
-        snapshots = {sym: OptionsSnapshot(sym, data) for sym, data in raw.items() if data}
+        snapshots = {
+            sym: (OptionsSnapshot(sym, data), _daily_volume(data))
+            for sym, data in raw.items()
+            if data
+        }
         token = body.get("next_page_token")
         return snapshots, token if isinstance(token, str) and token else None
 
     async def _paged_snapshots(
         self, op: str, path: str, params: dict[str, Any]
-    ) -> dict[str, OptionsSnapshot]:
-        out: dict[str, OptionsSnapshot] = {}
+    ) -> dict[str, tuple[OptionsSnapshot, int | None]]:
+        out: dict[str, tuple[OptionsSnapshot, int | None]] = {}
         token: str | None = None
         for _ in range(MAX_PAGES):
             page_params = {**params, "limit": SNAPSHOTS_PAGE_LIMIT}
@@ -1240,7 +1257,9 @@ class AlpacaBroker:
         raw = await self._paged_snapshots(
             "get_option_chain", f"/options/snapshots/{underlying}", params
         )
-        chain = [s for s in map(option_snapshot_from_alpaca, raw.values()) if s is not None]
+        chain = [
+            s for s in (option_snapshot_from_alpaca(snap, vol) for snap, vol in raw.values()) if s
+        ]
         chain.sort(key=lambda s: (s.contract.expiry, s.contract.strike, s.contract.right.value))
         if len(chain) < len(raw):
             log.info(
@@ -1249,7 +1268,24 @@ class AlpacaBroker:
                 skipped=len(raw) - len(chain),
                 reason="no quote or not an OCC symbol",
             )
-        return chain
+        return await self._with_open_interest(underlying, chain)
+
+    async def _with_open_interest(
+        self, underlying: str, chain: list[OptionSnapshot]
+    ) -> list[OptionSnapshot]:
+        """Alpaca's snapshots carry no open interest; the contracts listing does: merge it."""
+        if not chain:
+            return chain
+        contracts = await self.get_option_contracts(
+            underlying, chain[0].contract.expiry, max(s.contract.expiry for s in chain)
+        )
+        interest = {c.symbol: c.open_interest for c in contracts if c.open_interest is not None}
+        return [
+            dataclasses.replace(s, open_interest=interest[s.symbol])
+            if s.open_interest is None and s.symbol in interest
+            else s
+            for s in chain
+        ]
 
     async def get_option_quotes(self, symbols: Sequence[str]) -> dict[str, OptionSnapshot]:
         """Snapshots of the given OCC symbols; unknown, unlisted or malformed ones are left out."""
@@ -1260,8 +1296,8 @@ class AlpacaBroker:
                 symbol_or_symbols=chunk, feed=self._option_feed
             ).to_request_fields()
             raw = await self._paged_snapshots("get_option_quotes", "/options/snapshots", params)
-            for symbol, snapshot in raw.items():
-                mapped = option_snapshot_from_alpaca(snapshot)
+            for symbol, (snapshot, volume) in raw.items():
+                mapped = option_snapshot_from_alpaca(snapshot, volume)
                 if mapped is not None:
                     out[symbol] = mapped
         return out

@@ -399,6 +399,19 @@ def option_snapshot_json(snap: OptionSnapshot) -> dict[str, Any]:
             "s": 1,
             "c": "I",
         }
+    if snap.volume is not None:
+        # The day's bar so far: what Alpaca's snapshot carries as dailyBar (volume "v").
+        mid = (snap.bid + snap.ask) / 2
+        body["dailyBar"] = {
+            "t": _ts(snap.timestamp),
+            "o": _num(mid),
+            "h": _num(mid),
+            "l": _num(mid),
+            "c": _num(mid),
+            "v": snap.volume,
+            "n": snap.volume,
+            "vw": _num(mid),
+        }
     if snap.implied_volatility is not None:
         body["impliedVolatility"] = snap.implied_volatility
     if snap.greeks is not None:
