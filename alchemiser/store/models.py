@@ -420,3 +420,42 @@ class IvHistory(Base):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (UniqueConstraint("symbol", "session_date"),)
+
+
+# -- Reconciliation and trading state (alchemiser.broker.reconcile; repository: --------------------
+# alchemiser.store.reconcile_state). Whether the daemon may open positions, and the option
+# positions at the broker it found and adopted as the user's own (never managed).
+
+
+class TradingState(Base):
+    """The account's trading state: ACTIVE, or a mode that refuses opening orders (persisted)."""
+
+    __tablename__ = "trading_state"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # ACTIVE | HALTED (reconciliation, operator); REDUCING | EMERGENCY are the risk engine's
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    # Who set the state: reconcile | risk | an operator's name
+    changed_by: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_reconciled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The operator who last accepted the broker's state or resumed trading, and when
+    accepted_by: Mapped[str | None] = mapped_column(String(64))
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ExternalPosition(Base):
+    """An option position at the broker that no strategy of ours opened: adopted, never managed."""
+
+    __tablename__ = "external_positions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    qty: Mapped[Decimal] = mapped_column(Money)  # signed: negative is short
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    note: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("account", "symbol"),)
