@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alchemiser import __version__
 from alchemiser.broker.alpaca import AlpacaBroker, AlpacaConfigError
-from alchemiser.broker.base import Broker
+from alchemiser.broker.base import Broker, BrokerError
 from alchemiser.broker.sim_scenario import ScenarioError
 from alchemiser.clock import Clock, RealClock
 from alchemiser.exit_codes import ExitCode
@@ -50,7 +50,7 @@ from alchemiser.store.instances import Instances
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
 from alchemiser.trading_calendar import TradingCalendar, nyse_calendar
-from alchemiser.wiring import build_hedging
+from alchemiser.wiring import build_hedging, build_reconciler
 
 log = structlog.stdlib.get_logger("alchemiser.daemon")
 
@@ -208,6 +208,7 @@ class Daemon:
                     "config": str(self.live.path) if self.live.path else None,
                 },
             )
+            await self._reconcile(services)
             self.scheduler = DaemonScheduler(
                 self.clock, services.calendar, self.live, JobRunner(services), list(self.jobs)
             )
@@ -272,6 +273,31 @@ class Daemon:
         self.clock = sim.clock
         log.info("broker_selected", kind=broker.kind, mode=self.settings.mode)
         return sim.broker, sim
+
+    async def _reconcile(self, services: Services) -> None:
+        """Start-up reconciliation; a mismatch halts opening orders, an unreadable broker stops."""
+        reconciler = build_reconciler(
+            services.broker,
+            services.sessions,
+            services.clock,
+            services.calendar,
+            services.audit,
+            services.hedging.store,
+            services.hedging.account,
+        )
+        try:
+            report = await reconciler.run()
+        except BrokerError as exc:
+            raise DaemonExit(
+                ExitCode.ERROR,
+                f"start-up reconciliation could not read the broker ({exc}); nothing was traded: "
+                "the daemon will try again when restarted",
+            ) from None
+        if report.halted:
+            log.critical(
+                "trading_halted_after_reconciliation",
+                resume="alchemiser reconcile --accept (or fix it, then alchemiser trading resume)",
+            )
 
     def _sim_tasks(self, sim: SimRuntime | None) -> list[asyncio.Task[None]]:
         if sim is None:

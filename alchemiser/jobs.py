@@ -14,6 +14,7 @@ from alchemiser.hedging.evaluator import HedgeEvaluator
 from alchemiser.hedging.iv_capture import capture_iv
 from alchemiser.hedging.roller import RollManager
 from alchemiser.scheduler import JobContext, JobSpec
+from alchemiser.wiring import build_reconciler
 
 log = structlog.stdlib.get_logger("alchemiser.jobs")
 
@@ -70,9 +71,24 @@ async def iv_capture(ctx: JobContext) -> None:
     await capture_iv(ctx.services.hedging, ctx.session_date)
 
 
+# An intent touched this recently may still be worked by its executor: left alone.
+EOD_IN_FLIGHT_GRACE_SECONDS = 900
+
+
 async def eod_reconcile(ctx: JobContext) -> None:
-    """After the close: settle hedges that expired or were exercised today."""
-    await RollManager(ctx.services.hedging, ctx.services.hedge_executor).settle_expired()
+    """After the close: reconcile with the broker (settles expiries and exercises too)."""
+    services = ctx.services
+    report = await build_reconciler(
+        services.broker,
+        services.sessions,
+        services.clock,
+        services.calendar,
+        services.audit,
+        services.hedging.store,
+        services.hedging.account,
+        in_flight_grace_seconds=EOD_IN_FLIGHT_GRACE_SECONDS,
+    ).run()
+    log.info("eod_reconciliation", **report.counts())
 
 
 JOBS: tuple[JobSpec, ...] = (

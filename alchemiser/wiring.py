@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import alchemiser
 from alchemiser.broker.base import Broker
+from alchemiser.broker.reconcile import Reconciler, TradingStateGate, hedge_fill_handlers
 from alchemiser.clock import Clock
 from alchemiser.domain.ticks import INDEX_PENNY_ALL
-from alchemiser.execution.engine import OrderExecutor
+from alchemiser.execution.engine import ExecutionPlan, OrderExecutor, PreTradeCheck
 from alchemiser.hedging.context import HedgingContext
 from alchemiser.hedging.executor import HedgeCapCheck, HedgeExecutor
 from alchemiser.market.reference import ReferenceData, TomlReferenceData
@@ -19,6 +21,7 @@ from alchemiser.store.audit import AuditLog
 from alchemiser.store.hedges import HedgeStore, IvHistoryStore
 from alchemiser.store.orders import OrderStore
 from alchemiser.store.queue import DurableQueue
+from alchemiser.store.reconcile_state import TradingStateStore
 from alchemiser.trading_calendar import TradingCalendar
 
 REFERENCE_FILE = "reference_data.toml"
@@ -30,7 +33,10 @@ def reference_path(configured: str) -> Path:
     if path.exists():
         return path
     package = Path(alchemiser.__file__).resolve().parent
-    for candidate in (package / "_config" / REFERENCE_FILE, package.parent / "config" / REFERENCE_FILE):
+    for candidate in (
+        package / "_config" / REFERENCE_FILE,
+        package.parent / "config" / REFERENCE_FILE,
+    ):
         if candidate.exists():
             return candidate
     return path  # loading it reports the missing file by name
@@ -38,6 +44,41 @@ def reference_path(configured: str) -> Path:
 
 def load_reference(settings: LiveSettings) -> ReferenceData:
     return TomlReferenceData.load(reference_path(settings.current.income.reference_data_path))
+
+
+class AllChecks:
+    """Pre-trade checks in order; the first refusal stops the order."""
+
+    def __init__(self, *checks: PreTradeCheck) -> None:
+        self._checks = checks
+
+    async def check(self, plan: ExecutionPlan, qty: int, limit_price: Decimal) -> None:
+        for check in self._checks:
+            await check.check(plan, qty, limit_price)
+
+
+def build_reconciler(
+    broker: Broker,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    calendar: TradingCalendar,
+    audit: AuditLog,
+    hedges: HedgeStore,
+    account: str,
+    in_flight_grace_seconds: float = 0.0,
+) -> Reconciler:
+    return Reconciler(
+        broker,
+        OrderStore(sessions, clock, account),
+        hedges,
+        audit,
+        clock,
+        account,
+        state=TradingStateStore(sessions, clock, account),
+        fill_handlers=hedge_fill_handlers(hedges),
+        calendar=calendar,
+        in_flight_grace_seconds=in_flight_grace_seconds,
+    )
 
 
 def build_hedging(
@@ -57,7 +98,10 @@ def build_hedging(
         OrderStore(sessions, clock, account),
         clock,
         lambda: settings.current.hedging.orders,
-        HedgeCapCheck(broker, store, clock, settings),
+        AllChecks(
+            TradingStateGate(TradingStateStore(sessions, clock, account)),
+            HedgeCapCheck(broker, store, clock, settings),
+        ),
         penny_pilot=lambda underlying: underlying in penny_pilot,
     )
     ctx = HedgingContext(

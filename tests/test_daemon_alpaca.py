@@ -10,19 +10,22 @@ from __future__ import annotations
 import asyncio
 import io
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from alchemiser.clock import NEW_YORK, ManualClock
 from alchemiser.daemon import Daemon
 from alchemiser.jobs import JOBS
 from alchemiser.scheduler import JobRunner
 from alchemiser.settings import load_settings
-from alchemiser.sim.alpaca_server import AlpacaSimServer
+from alchemiser.sim.alpaca_server import AlpacaSimServer, FaultConfig
 from alchemiser.sim_runtime import SimRuntime
 from alchemiser.store import migrate
 from alchemiser.store.engine import create_engine, session_factory
+from alchemiser.store.models import SimOrder
 from alchemiser.trading_calendar import nyse_calendar
 from tests.helpers import run_on_manual_clock, wait_for
 
@@ -31,8 +34,9 @@ SECRET = "daemon-e2e-secret-value"
 SESSION = datetime(2026, 1, 7, 15, 30, tzinfo=NEW_YORK)
 
 
+@pytest.mark.parametrize("faults", [None, "orders"], ids=["clean", "faults_on_orders"])
 async def test_the_daemon_hedges_through_the_alpaca_adapter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, faults: str | None
 ) -> None:
     monkeypatch.chdir(tmp_path)
     clock = ManualClock(SESSION)
@@ -45,6 +49,15 @@ async def test_the_daemon_hedges_through_the_alpaca_adapter(
     )
     server = AlpacaSimServer(sim.broker, sim.market, clock, key=KEY, secret=SECRET)
     url = await server.start("127.0.0.1", 0)
+    if faults:
+        # 20 % of order submissions answered 429 or 5xx, 20 % accepted with the reply lost.
+        server.faults = FaultConfig(
+            rate_limited_p=0.1,
+            server_error_p=0.1,
+            lose_response_p=0.2,
+            seed=2,
+            only=("POST /v2/orders",),
+        )
     config = tmp_path / "alchemiser.toml"
     config.write_text(
         'mode = "paper"\n[broker]\nkind = "alpaca"\n'
@@ -74,6 +87,21 @@ async def test_the_daemon_hedges_through_the_alpaca_adapter(
         assert held.get(hedge.long_symbol) == hedge.contracts
         mtd, _ = await daemon.services.hedging.store.spend(clock.now())
         assert mtd == hedge.premium_paid > 0
+        nav = (await sim.broker.get_account()).equity
+        assert mtd <= nav * Decimal("0.0035")  # no cap exceeded
+        # Exactly one broker order per client order id, whatever was lost or refused.
+        async with session_factory(server_engine)() as s:
+            rows = (
+                await s.execute(
+                    select(SimOrder.client_order_id, func.count()).group_by(
+                        SimOrder.client_order_id
+                    )
+                )
+            ).all()
+        assert rows and all(count == 1 for _cid, count in rows), rows
+        if faults:
+            stats = server.stats
+            assert stats.injected_429 + stats.injected_5xx + stats.lost_responses > 0, stats
     finally:
         daemon.request_stop("test over")
         code = await asyncio.wait_for(task, 30)

@@ -193,7 +193,8 @@ async def test_running_daemon_picks_up_a_valid_edit_and_keeps_old_settings_on_a_
     finally:
         await engine.dispose()
     actions = [e.action for e in reversed(entries)]
-    assert actions == ["DAEMON_STARTED", "CONFIG_RELOADED", "DAEMON_STOPPED"]
+    # Start-up reconciles with the broker before the scheduler starts.
+    assert actions == ["DAEMON_STARTED", "RECONCILED", "CONFIG_RELOADED", "DAEMON_STOPPED"]
     reloaded = next(e for e in entries if e.action == "CONFIG_RELOADED")
     assert reloaded.details["changes"] == ["schedule.misfire_grace_seconds: 600 -> 90"]
     stopped = next(e for e in entries if e.action == "DAEMON_STOPPED")

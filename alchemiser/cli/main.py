@@ -13,9 +13,11 @@ from alchemiser.cli.config_cmd import config_group
 from alchemiser.cli.db_cmd import db_group
 from alchemiser.cli.hedge_cmd import hedge_group
 from alchemiser.cli.queue_cmd import queue_group
+from alchemiser.cli.reconcile_cmd import reconcile_command
 from alchemiser.cli.run_cmd import run_command
 from alchemiser.cli.sim_cmd import sim_group
 from alchemiser.cli.status_cmd import doctor_command, status_command
+from alchemiser.cli.trading_cmd import trading_group
 from alchemiser.cli.vol_index import vol_index_command
 from alchemiser.exit_codes import ExitCode
 
@@ -46,6 +48,8 @@ cli.add_command(queue_group)
 cli.add_command(vol_index_command)
 cli.add_command(sim_group)
 cli.add_command(hedge_group)
+cli.add_command(reconcile_command)
+cli.add_command(trading_group)
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ roll queue (one message per hedge and day). The roll itself sizes the
 replacement first, inside the caps; only if a replacement can be bought (or
 the hedge is at critical DTE) is the old one sold, then the new one bought,
 tracked as one unit: the old hedge ends ROLLED with ``rolled_to``, the new
-one starts ACTIVE with ``rolled_from``.
+one starts ACTIVE with ``rolled_from``. Expiries are settled by the
+reconciliation (alchemiser/broker/reconcile.py) after every close.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alchemiser.domain.trading import ActivityType, OrderLeg, PositionIntent, Side
+from alchemiser.domain.trading import OrderLeg, PositionIntent, Side
 from alchemiser.execution.engine import ExecutionPlan
-from alchemiser.hedging.book import book_quotes, holding_of, spots
+from alchemiser.hedging.book import book_quotes, holding_of
 from alchemiser.hedging.context import ROLL_QUEUE, HedgingContext
 from alchemiser.hedging.evaluator import HedgeEvaluator
 from alchemiser.hedging.events import Recommendation, hedge_roll_triggered
@@ -30,8 +30,6 @@ from alchemiser.hedging.rolls import check_roll
 from alchemiser.store.audit import current_correlation_id
 from alchemiser.store.hedges import (
     ACTIVE,
-    EXERCISED,
-    EXPIRED,
     HOLDING,
     PENDING_ROLL,
     ROLLED,
@@ -216,56 +214,3 @@ class RollManager:
             on_fill,
         )
         return result.filled_qty
-
-    async def settle_expired(self) -> list[tuple[str, str]]:
-        """End every active hedge past its expiry close, from the broker's activities."""
-        ctx = self.ctx
-        now = ctx.clock.now()
-        settled: list[tuple[str, str]] = []
-        for hedge in await ctx.store.active():
-            if not _past_close(ctx, hedge, now):
-                continue
-            held = {p.symbol for p in await ctx.broker.get_positions()}
-            if hedge.long_symbol in held:
-                continue  # not settled at the broker yet
-            activities = await ctx.broker.get_activities(
-                since=hedge.entry_at,
-                types=[ActivityType.OPEXP, ActivityType.OPEXC, ActivityType.OPASN],
-            )
-            kinds = {a.activity_type for a in activities if a.symbol == hedge.long_symbol}
-            state = EXERCISED if ActivityType.OPEXC in kinds else EXPIRED
-            proceeds = await self._exercise_value(hedge) if state == EXERCISED else Decimal(0)
-            view = await ctx.store.settle(hedge.id, state, proceeds)
-            settled.append((hedge.id, state))
-            log.info(
-                "hedge_settled_at_expiry",
-                hedge_id=hedge.id,
-                state=state,
-                proceeds=str(proceeds),
-                realized_pnl=str(view.realized_pnl),
-            )
-            await ctx.audit.record(
-                state, related_ids={"hedge_id": hedge.id}, details={"proceeds": proceeds}
-            )
-            if state == EXERCISED:
-                log.warning(
-                    "hedge_exercised_into_shares",
-                    hedge_id=hedge.id,
-                    underlying=hedge.underlying,
-                    note="the exercised put left a short stock position: review it",
-                )
-        return settled
-
-    async def _exercise_value(self, hedge: HedgeView) -> Decimal:
-        price = (await spots(self.ctx.broker, [hedge.underlying]))[hedge.underlying]
-        value = max(Decimal(0), hedge.long_strike - price)
-        if hedge.short_strike is not None:
-            value -= max(Decimal(0), hedge.short_strike - price)
-        return (value * hedge.contracts * 100).quantize(Decimal("0.01"))
-
-
-def _past_close(ctx: HedgingContext, hedge: HedgeView, now: Any) -> bool:
-    cal = ctx.calendar
-    day = hedge.expiry
-    session = day if cal.is_session(day) else cal.previous_session(day)
-    return bool(now >= cal.session_close(session))
