@@ -54,6 +54,9 @@ from alchemiser.wiring import build_hedging, build_reconciler
 
 log = structlog.stdlib.get_logger("alchemiser.daemon")
 
+# Real seconds between passes of the background queue consumer.
+CONSUMER_POLL_SECONDS = 5.0
+
 
 class DaemonExit(Exception):
     """Stop start-up (or the run) with this exit code; the message says why."""
@@ -218,6 +221,7 @@ class Daemon:
             background = [
                 *self._sim_tasks(sim),
                 asyncio.create_task(self._heartbeat(instances, lock), name="heartbeat"),
+                asyncio.create_task(self._consume(services), name="queue-consumer"),
                 asyncio.create_task(
                     self.live.watch(self._config_poll_seconds), name="config-watch"
                 ),
@@ -274,6 +278,17 @@ class Daemon:
         log.info("broker_selected", kind=broker.kind, mode=self.settings.mode)
         return sim.broker, sim
 
+    async def _consume(self, services: Services) -> None:
+        """The queue consumer: external plans, and executions or rolls left for a retry
+        (a redelivery after a crash, an expired lease). Polls on real time."""
+        worker = f"{self.instance_id}:consumer"
+        while True:
+            await asyncio.sleep(CONSUMER_POLL_SECONDS)
+            try:
+                await services.hedge_executor.consume(worker)
+            except Exception:  # a failing pass must not end the consumer
+                log.exception("queue_consumer_failed")
+
     async def _reconcile(self, services: Services) -> None:
         """Start-up reconciliation; a mismatch halts opening orders, an unreadable broker stops."""
         reconciler = build_reconciler(
@@ -308,7 +323,12 @@ class Daemon:
             )
         ]
         runner = self.scheduler.runner if self.scheduler else None
-        skipper = sim.skipper(lambda: runner is None or not runner.running)
+        executor = self.services.hedge_executor if self.services else None
+        skipper = sim.skipper(
+            lambda: (
+                (runner is None or not runner.running) and (executor is None or not executor.busy)
+            )
+        )
         if skipper is not None:
             tasks.append(asyncio.create_task(skipper.run(), name="sim-closed-hours"))
         return tasks

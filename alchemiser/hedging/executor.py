@@ -10,10 +10,11 @@ redeliveries or concurrent plans can spend past them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,11 +22,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alchemiser.broker.base import Broker, BrokerError
-from alchemiser.clock import Clock
+from alchemiser.clock import NEW_YORK, Clock
 from alchemiser.domain.options import parse_occ
 from alchemiser.domain.trading import OrderLeg, PositionIntent, Side
 from alchemiser.execution.engine import ExecutionPlan, ExecutionResult, PreTradeRejected
-from alchemiser.hedging.context import HedgingContext
+from alchemiser.hedging.context import EXECUTION_QUEUE, PLAN_QUEUE, ROLL_QUEUE, HedgingContext
 from alchemiser.hedging.events import (
     Recommendation,
     all_hedges_completed,
@@ -102,13 +103,20 @@ class HedgeExecutor:
     def __init__(self, ctx: HedgingContext) -> None:
         self.ctx = ctx
         self.busy = False
+        self._drain_lock = asyncio.Lock()
 
     # -- the queue ----------------------------------------------------------------
 
     async def drain(self, worker_id: str, queue: str) -> int:
-        """Process every available job of ``queue``; returns how many were handled."""
-        from alchemiser.hedging.context import EXECUTION_QUEUE, ROLL_QUEUE
+        """Process every available job of ``queue``; returns how many were handled.
 
+        One drain at a time in this process (jobs and the background consumer share
+        the executor); other processes are kept apart by the queue's exclusive claim.
+        """
+        async with self._drain_lock:
+            return await self._drain(worker_id, queue)
+
+    async def _drain(self, worker_id: str, queue: str) -> int:
         handled = 0
         while True:
             job = await self.ctx.queue.claim(queue, worker_id)
@@ -116,12 +124,7 @@ class HedgeExecutor:
                 return handled
             self.busy = True
             try:
-                if queue == EXECUTION_QUEUE:
-                    await self.execute_event(job.payload)
-                elif queue == ROLL_QUEUE:
-                    from alchemiser.hedging.roller import RollManager
-
-                    await RollManager(self.ctx, self).roll(job.payload)
+                await self._handle(queue, job.payload, worker_id)
                 await self.ctx.queue.complete(job.id, worker_id)
             except Exception as exc:
                 log.exception("hedge_job_failed", job_id=job.id, queue=queue)
@@ -130,6 +133,37 @@ class HedgeExecutor:
             finally:
                 self.busy = False
             handled += 1
+
+    async def _handle(self, queue: str, payload: Mapping[str, Any], worker_id: str) -> None:
+        from alchemiser.hedging.evaluator import HedgeEvaluator
+        from alchemiser.hedging.roller import RollManager
+
+        if queue == EXECUTION_QUEUE:
+            await self.execute_event(payload)
+        elif queue == ROLL_QUEUE:
+            await RollManager(self.ctx, self).roll(payload)
+        elif queue == PLAN_QUEUE:
+            # An external rebalancer's RebalancePlanned: evaluate with its plan id, then
+            # execute what that evaluation decided (its own dedupe key includes the plan).
+            session = self.session_date()
+            if session is None:
+                raise RuntimeError("RebalancePlanned outside a trading session: retried later")
+            await HedgeEvaluator(self.ctx).evaluate(session, plan_id=str(payload["plan_id"]))
+            await self._drain(worker_id, EXECUTION_QUEUE)
+        else:
+            raise ValueError(f"no handler for queue {queue!r}")
+
+    def session_date(self) -> date | None:
+        """Today's NYSE session in New York, or None on a closed day."""
+        day = self.ctx.clock.now().astimezone(NEW_YORK).date()
+        return day if self.ctx.calendar.is_session(day) else None
+
+    async def consume(self, worker_id: str) -> int:
+        """One pass of the background consumer over every hedging queue."""
+        handled = 0
+        for queue in (PLAN_QUEUE, EXECUTION_QUEUE, ROLL_QUEUE):
+            handled += await self.drain(worker_id, queue)
+        return handled
 
     # -- executing an evaluation ---------------------------------------------------
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.clock import NEW_YORK, ManualClock
 from alchemiser.daemon import Services
-from alchemiser.hedging.context import EXECUTION_QUEUE, ROLL_QUEUE
+from alchemiser.hedging.context import EXECUTION_QUEUE, PLAN_QUEUE, ROLL_QUEUE
 from alchemiser.hedging.evaluator import HedgeEvaluator
 from alchemiser.hedging.roller import RollManager
 from alchemiser.store.hedges import ACTIVE, ROLLED
@@ -140,3 +140,23 @@ async def test_a_hedge_near_expiry_is_rolled_as_one_tracked_unit(
     assert old.long_symbol not in held and new.long_symbol in held
     actions = [e.action for e in await services.audit.entries()]
     assert "HedgeRollTriggered" in actions and "ROLLED" in actions
+
+
+async def test_a_rebalance_planned_event_is_evaluated_with_its_plan_id_once(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    clock = ManualClock(SESSION)
+    services = await make_services(engine, clock, config_file(tmp_path))
+    event = {"event_type": "RebalancePlanned", "plan_id": "plan-42", "session_date": "2026-01-07"}
+    for _ in range(2):  # delivered twice: one job (dedupe key), one evaluation
+        await services.queue.enqueue(
+            PLAN_QUEUE, event, dedupe_key="rebalance-planned:default:plan-42"
+        )
+    handled = await run_on_manual_clock(clock, services.hedge_executor.consume("w"))
+    assert handled >= 1
+    [evaluation] = await services.hedging.store.evaluations()
+    assert evaluation["plan_id"] == "plan-42"
+    assert evaluation["event"]["plan_id"] == "plan-42"
+    [hedge] = await services.hedging.store.active()
+    assert hedge.plan_id == "plan-42"
+    assert await run_on_manual_clock(clock, services.hedge_executor.consume("w")) == 0
