@@ -475,6 +475,8 @@ def to_alpaca_order_request(request: OrderRequest) -> LimitOrderRequest | Market
     if request.type is OrderType.MARKET:
         return MarketOrderRequest(**fields)
     assert request.limit_price is not None
+    # alpaca-py's model takes a float; the Decimal is already on the legal tick (cents), which
+    # a float round-trips exactly to the JSON Alpaca receives.
     return LimitOrderRequest(limit_price=float(request.limit_price), **fields)
 
 
