@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alchemiser.exit_codes import ExitCode
+from alchemiser.logs import configure_logging, register_settings_secrets
 from alchemiser.settings import ConfigError, LoadedSettings, Settings, load_settings
 from alchemiser.store import migrate
 from alchemiser.store.engine import create_engine, describe_url, ping
@@ -49,6 +52,15 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def log_to_stderr(settings: Settings) -> None:
+    """For verbs that print a report: log lines go to stderr, warnings and worse only."""
+    levels = settings.logging
+    if logging.getLevelName(levels.level) < logging.WARNING:
+        levels = levels.model_copy(update={"level": "WARNING"})
+    configure_logging(levels, sys.stderr)
+    register_settings_secrets(settings)
 
 
 def config_failure(exc: ConfigError) -> CliFailure:

@@ -12,9 +12,7 @@ never move it.
 from __future__ import annotations
 
 import getpass
-import logging
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,7 +23,14 @@ import click
 
 from alchemiser.broker.base import BrokerError
 from alchemiser.cli.broker_access import CliServices, open_trading, trading_clock
-from alchemiser.cli.common import CliFailure, CliState, open_database, pass_state, run
+from alchemiser.cli.common import (
+    CliFailure,
+    CliState,
+    log_to_stderr,
+    open_database,
+    pass_state,
+    run,
+)
 from alchemiser.clock import NEW_YORK, Clock
 from alchemiser.domain.trading import OptionSnapshot
 from alchemiser.exit_codes import ExitCode
@@ -36,7 +41,6 @@ from alchemiser.hedging.events import REBALANCE_PLANNED
 from alchemiser.hedging.executor import hedge_id_for
 from alchemiser.hedging.roller import RollCandidate, RollManager
 from alchemiser.hedging.sizing import floor_scenario
-from alchemiser.logs import configure_logging, register_settings_secrets
 from alchemiser.settings import Settings
 from alchemiser.settings.hedging import HedgingSettings
 from alchemiser.store.audit import AuditLog
@@ -63,15 +67,6 @@ def hedge_group() -> None:
 
 
 # -- shared helpers ------------------------------------------------------------------------
-
-
-def _quiet_logging(settings: Settings) -> None:
-    """Log lines to stderr, routine ones off: stdout is the verb's report."""
-    levels = settings.logging
-    if logging.getLevelName(levels.level) < logging.WARNING:
-        levels = levels.model_copy(update={"level": "WARNING"})
-    configure_logging(levels, sys.stderr)
-    register_settings_secrets(settings)
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -188,7 +183,7 @@ class _Status:
 def status(state: CliState) -> None:
     """Active hedges, premium spend against the caps, scenario payoff, floor and kill switch."""
     settings = state.settings()
-    _quiet_logging(settings)
+    log_to_stderr(settings)
     report = run(_status(settings))
     _echo_status(report)
 
@@ -405,7 +400,7 @@ def evaluate(state: CliState, dry_run: bool, plan_id: str | None) -> None:
     evaluation would be a 'market_closed' skip that takes the session's slot).
     """
     settings = state.settings()
-    _quiet_logging(settings)
+    log_to_stderr(settings)
     run(_evaluate(settings, dry_run, plan_id))
 
 
@@ -575,7 +570,7 @@ def _echo_selection(label: str, s: Mapping[str, Any]) -> None:
 def roll_check(state: CliState) -> None:
     """Which active hedges would roll now, and why (nothing is enqueued or traded)."""
     settings = state.settings()
-    _quiet_logging(settings)
+    log_to_stderr(settings)
     run(_roll_check(settings))
 
 
@@ -641,7 +636,7 @@ def _roll_why(roll: RollCandidate, hedge: HedgeView, settings: HedgingSettings) 
 def history(state: CliState, limit: int) -> None:
     """Past and present hedges (with realised P&L) and recent evaluations, newest first."""
     settings = state.settings()
-    _quiet_logging(settings)
+    log_to_stderr(settings)
     account = settings.broker.account
     hedges, evaluations, bought = run(_history(settings, limit))
     click.echo(f"hedges (newest first, at most {limit}):")
@@ -755,7 +750,7 @@ def _outcome(evaluation: Mapping[str, Any], account: str, hedges: Mapping[str, H
 def disable(state: CliState, reason: str) -> None:
     """Stop new hedges: set the persisted kill switch off (existing hedges are kept)."""
     settings = state.settings()
-    _quiet_logging(settings)
+    log_to_stderr(settings)
     before = run(_set_switch(settings, False, reason))
     was = "" if before.enabled else " (it was already disabled)"
     click.echo(f"hedging disabled by user: {reason}{was}")
@@ -768,7 +763,7 @@ def disable(state: CliState, reason: str) -> None:
 def enable(state: CliState, reason: str) -> None:
     """Allow new hedges again: set the persisted kill switch on."""
     settings = state.settings()
-    _quiet_logging(settings)
+    log_to_stderr(settings)
     before = run(_set_switch(settings, True, reason.strip()))
     was = "" if not before.enabled else " (it was already enabled)"
     click.echo(f"hedging enabled by user{was}")
@@ -808,7 +803,7 @@ async def _set_switch(settings: Settings, enabled: bool, reason: str) -> KillSwi
 def plan(state: CliState, plan_id: str) -> None:
     """Accept an external RebalancePlanned event for PLAN_ID (queued once per plan)."""
     settings = state.settings()
-    _quiet_logging(settings)
+    log_to_stderr(settings)
     job_id, created, session = run(_plan(settings, plan_id))
     if created:
         click.echo(f"plan {plan_id} for session {session} queued as job {job_id} on {PLAN_QUEUE}")

@@ -14,6 +14,7 @@ from alchemiser.cli.db_cmd import db_group
 from alchemiser.cli.hedge_cmd import hedge_group
 from alchemiser.cli.queue_cmd import queue_group
 from alchemiser.cli.reconcile_cmd import reconcile_command
+from alchemiser.cli.risk_cmd import risk_command
 from alchemiser.cli.run_cmd import run_command
 from alchemiser.cli.sim_cmd import sim_group
 from alchemiser.cli.status_cmd import doctor_command, status_command
@@ -50,6 +51,7 @@ cli.add_command(sim_group)
 cli.add_command(hedge_group)
 cli.add_command(reconcile_command)
 cli.add_command(trading_group)
+cli.add_command(risk_command)
 
 
 def main() -> None:

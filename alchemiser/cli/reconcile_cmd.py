@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import logging
 import sys
 
 import click
@@ -23,9 +22,8 @@ import click
 from alchemiser.broker.base import BrokerError
 from alchemiser.broker.reconcile import Reconciler, ReconcileReport, hedge_fill_handlers
 from alchemiser.cli.broker_access import open_trading
-from alchemiser.cli.common import CliFailure, CliState, pass_state, run
+from alchemiser.cli.common import CliFailure, CliState, log_to_stderr, pass_state, run
 from alchemiser.exit_codes import ExitCode
-from alchemiser.logs import configure_logging, register_settings_secrets
 from alchemiser.settings import Settings
 from alchemiser.store.instance_lock import instance_lock_for
 from alchemiser.store.orders import OrderStore
@@ -59,7 +57,7 @@ def reconcile_command(state: CliState, accept: bool, by: str | None) -> None:
     Exits 1 when a mismatch remains (trading is then halted) without --accept.
     """
     settings = state.settings()
-    _log_to_stderr(settings)
+    log_to_stderr(settings)
     report = run(_reconcile(settings, accept, by or _user()))
     for line in report.lines():
         click.echo(line)
@@ -71,15 +69,6 @@ def reconcile_command(state: CliState, accept: bool, by: str | None) -> None:
             err=True,
         )
         sys.exit(int(ExitCode.ERROR))
-
-
-def _log_to_stderr(settings: Settings) -> None:
-    """Warnings and worse to stderr (what was adopted, what failed); stdout is the report."""
-    levels = settings.logging
-    if logging.getLevelName(levels.level) < logging.WARNING:
-        levels = levels.model_copy(update={"level": "WARNING"})
-    configure_logging(levels, sys.stderr)
-    register_settings_secrets(settings)
 
 
 async def _reconcile(settings: Settings, accept: bool, by: str) -> ReconcileReport:
