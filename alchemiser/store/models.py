@@ -459,3 +459,57 @@ class ExternalPosition(Base):
     note: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("account", "symbol"),)
+
+
+# -- Alerts (alchemiser.alerts; repository: alchemiser.store.alerts). --------------------------------
+# One row per alert (opened, acknowledged, resolved; its level escalates while unacknowledged) and
+# a notification outbox: one row per (alert event, notifier), retried until sent, across restarts.
+
+
+class Alert(Base):
+    """An alert: INFO < WARNING < CRITICAL < EMERGENCY; OPEN, ACKNOWLEDGED or RESOLVED."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(128))
+    # The key while the alert is unresolved, NULL after: one unresolved alert per key.
+    open_key: Mapped[str | None] = mapped_column(String(128))
+    level: Mapped[str] = mapped_column(String(16))  # current level
+    initial_level: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # OPEN | ACKNOWLEDGED | RESOLVED
+    title: Mapped[str] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("account", "open_key"),
+        Index("ix_alerts_account_state", "account", "state"),
+    )
+
+
+class AlertNotification(Base):
+    """One delivery of an alert event to one notifier: PENDING until SENT, or FAILED for good."""
+
+    __tablename__ = "alert_notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id", ondelete="CASCADE"))
+    notifier: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(16))  # opened | escalated
+    level: Mapped[str] = mapped_column(String(16))  # the alert's level at the event
+    state: Mapped[str] = mapped_column(String(16))  # PENDING | SENT | FAILED
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_alert_notifications_state_next_attempt_at", "state", "next_attempt_at"),
+    )
