@@ -23,6 +23,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alchemiser import __version__
+from alchemiser.alerts.config import AlertConfigError, build_notifiers, notifier_config_from_env
+from alchemiser.alerts.service import AlertService
 from alchemiser.broker.alpaca import AlpacaBroker, AlpacaConfigError
 from alchemiser.broker.base import Broker, BrokerError
 from alchemiser.broker.sim_scenario import ScenarioError
@@ -43,19 +45,23 @@ from alchemiser.settings import LiveSettings, LoadedSettings, Settings
 from alchemiser.settings.view import diff
 from alchemiser.sim_runtime import SimRuntime
 from alchemiser.store import migrate
+from alchemiser.store.alerts import AlertStore
 from alchemiser.store.audit import AuditLog
 from alchemiser.store.engine import create_engine, describe_url, session_factory
 from alchemiser.store.instance_lock import InstanceLock, instance_lock_for
 from alchemiser.store.instances import Instances
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
+from alchemiser.store.reconcile_state import TradingStateStore
 from alchemiser.trading_calendar import TradingCalendar, nyse_calendar
-from alchemiser.wiring import build_hedging, build_reconciler
+from alchemiser.wiring import build_hedging, build_reconciler, raise_reconciliation_alert
 
 log = structlog.stdlib.get_logger("alchemiser.daemon")
 
 # Real seconds between passes of the background queue consumer.
 CONSUMER_POLL_SECONDS = 5.0
+# Real seconds between alert escalation and notification-retry passes.
+ALERT_TICK_SECONDS = 15.0
 
 
 class DaemonExit(Exception):
@@ -82,6 +88,7 @@ class Services:
     broker: Broker
     hedging: HedgingContext
     hedge_executor: HedgeExecutor
+    alerts: AlertService
 
 
 class Daemon:
@@ -222,6 +229,7 @@ class Daemon:
                 *self._sim_tasks(sim),
                 asyncio.create_task(self._heartbeat(instances, lock), name="heartbeat"),
                 asyncio.create_task(self._consume(services), name="queue-consumer"),
+                asyncio.create_task(self._tick_alerts(services), name="alerts"),
                 asyncio.create_task(
                     self.live.watch(self._config_poll_seconds), name="config-watch"
                 ),
@@ -289,6 +297,12 @@ class Daemon:
             except Exception:  # a failing pass must not end the consumer
                 log.exception("queue_consumer_failed")
 
+    async def _tick_alerts(self, services: Services) -> None:
+        """Escalate unacknowledged alerts and retry failed notifications (real-time cadence)."""
+        while True:
+            await asyncio.sleep(ALERT_TICK_SECONDS)
+            await services.alerts.tick()  # never raises: a notifier failure never stops trading
+
     async def _reconcile(self, services: Services) -> None:
         """Start-up reconciliation; a mismatch halts opening orders, an unreadable broker stops."""
         reconciler = build_reconciler(
@@ -308,11 +322,7 @@ class Daemon:
                 f"start-up reconciliation could not read the broker ({exc}); nothing was traded: "
                 "the daemon will try again when restarted",
             ) from None
-        if report.halted:
-            log.critical(
-                "trading_halted_after_reconciliation",
-                resume="alchemiser reconcile --accept (or fix it, then alchemiser trading resume)",
-            )
+        await raise_reconciliation_alert(services.alerts, report)
 
     def _sim_tasks(self, sim: SimRuntime | None) -> list[asyncio.Task[None]]:
         if sim is None:
@@ -346,7 +356,20 @@ class Daemon:
             )
         except ReferenceDataError as exc:
             raise DaemonExit(ExitCode.CONFIG, str(exc)) from None
+        try:
+            notifiers = build_notifiers(notifier_config_from_env())
+        except AlertConfigError as exc:
+            raise DaemonExit(ExitCode.CONFIG, str(exc)) from None
+        alerts = AlertService(
+            AlertStore(sessions, self.clock, account),
+            notifiers,
+            self.clock,
+            lambda: self.live.current.risk.alerts,
+            TradingStateStore(sessions, self.clock, account),
+        )
+        self._closers.append(alerts.aclose)
         return Services(
+            alerts=alerts,
             settings=self.live,
             clock=self.clock,
             calendar=calendar,

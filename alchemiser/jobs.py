@@ -14,7 +14,7 @@ from alchemiser.hedging.evaluator import HedgeEvaluator
 from alchemiser.hedging.iv_capture import capture_iv
 from alchemiser.hedging.roller import RollManager
 from alchemiser.scheduler import JobContext, JobSpec
-from alchemiser.wiring import build_reconciler
+from alchemiser.wiring import build_reconciler, raise_reconciliation_alert
 
 log = structlog.stdlib.get_logger("alchemiser.jobs")
 
@@ -89,6 +89,7 @@ async def eod_reconcile(ctx: JobContext) -> None:
         in_flight_grace_seconds=EOD_IN_FLIGHT_GRACE_SECONDS,
     ).run()
     log.info("eod_reconciliation", **report.counts())
+    await raise_reconciliation_alert(services.alerts, report)
 
 
 JOBS: tuple[JobSpec, ...] = (

@@ -8,8 +8,15 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import alchemiser
+from alchemiser.alerts.model import AlertLevel
+from alchemiser.alerts.service import AlertService
 from alchemiser.broker.base import Broker
-from alchemiser.broker.reconcile import Reconciler, TradingStateGate, hedge_fill_handlers
+from alchemiser.broker.reconcile import (
+    Reconciler,
+    ReconcileReport,
+    TradingStateGate,
+    hedge_fill_handlers,
+)
 from alchemiser.clock import Clock
 from alchemiser.domain.ticks import INDEX_PENNY_ALL
 from alchemiser.execution.engine import ExecutionPlan, OrderExecutor, PreTradeCheck
@@ -78,6 +85,21 @@ def build_reconciler(
         fill_handlers=hedge_fill_handlers(hedges),
         calendar=calendar,
         in_flight_grace_seconds=in_flight_grace_seconds,
+    )
+
+
+async def raise_reconciliation_alert(alerts: AlertService, report: ReconcileReport) -> None:
+    """An unexplained mismatch is an EMERGENCY alert (trading is already halted by it)."""
+    if not report.halted:
+        return
+    await alerts.raise_alert(
+        "reconciliation_failed",
+        AlertLevel.EMERGENCY,
+        "Reconciliation with the broker failed: opening orders are halted",
+        {
+            "mismatches": [m.as_json() for m in report.mismatches],
+            "resume": "alchemiser reconcile --accept, or fix it and alchemiser trading resume",
+        },
     )
 
 

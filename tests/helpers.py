@@ -11,14 +11,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alchemiser.alerts.service import AlertService
 from alchemiser.clock import Clock, SimClock
 from alchemiser.daemon import Services
 from alchemiser.settings import LiveSettings, load_settings
 from alchemiser.sim_runtime import SimRuntime
+from alchemiser.store.alerts import AlertStore
 from alchemiser.store.audit import AuditLog
 from alchemiser.store.engine import session_factory
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
+from alchemiser.store.reconcile_state import TradingStateStore
 from alchemiser.trading_calendar import nyse_calendar
 from alchemiser.wiring import build_hedging
 
@@ -38,7 +41,15 @@ async def make_services(
     hedging, hedge_executor = build_hedging(
         live, sim.broker, sessions, clock, nyse_calendar(), queue, audit
     )
+    alerts = AlertService(
+        AlertStore(sessions, clock, account),
+        [],
+        clock,
+        lambda: live.current.risk.alerts,
+        TradingStateStore(sessions, clock, account),
+    )
     return Services(
+        alerts=alerts,
         settings=live,
         clock=clock,
         calendar=nyse_calendar(),

@@ -18,6 +18,7 @@ from datetime import datetime, time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alchemiser.alerts.service import AlertService
 from alchemiser.broker.alpaca import AlpacaBroker, AlpacaConfigError
 from alchemiser.broker.base import Broker
 from alchemiser.broker.sim_scenario import ScenarioError
@@ -29,10 +30,12 @@ from alchemiser.market.reference import ReferenceDataError
 from alchemiser.settings import LiveSettings, Settings
 from alchemiser.sim_runtime import SimRuntime
 from alchemiser.sim_time import next_open_at_or_after
+from alchemiser.store.alerts import AlertStore
 from alchemiser.store.audit import AuditLog
 from alchemiser.store.engine import session_factory
 from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
+from alchemiser.store.reconcile_state import TradingStateStore
 from alchemiser.store.sim_state import SimBrokerStore
 from alchemiser.trading_calendar import TradingCalendar, nyse_calendar
 from alchemiser.wiring import build_hedging
@@ -102,6 +105,13 @@ async def open_trading(settings: Settings) -> AsyncIterator[CliServices]:
             except ReferenceDataError as exc:
                 raise CliFailure(str(exc), ExitCode.CONFIG) from None
             yield CliServices(
+                alerts=AlertService(
+                    AlertStore(sessions, clock, account),
+                    [],
+                    clock,
+                    lambda: live.current.risk.alerts,
+                    TradingStateStore(sessions, clock, account),
+                ),
                 settings=live,
                 clock=clock,
                 calendar=calendar,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from alchemiser import __version__
+from alchemiser.cli.alerts_cmd import alerts_group
 from alchemiser.cli.common import CliState
 from alchemiser.cli.config_cmd import config_group
 from alchemiser.cli.db_cmd import db_group
@@ -52,6 +53,7 @@ cli.add_command(hedge_group)
 cli.add_command(reconcile_command)
 cli.add_command(trading_group)
 cli.add_command(risk_command)
+cli.add_command(alerts_group)
 
 
 def main() -> None:
