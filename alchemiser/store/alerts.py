@@ -18,13 +18,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alchemiser.alerts.model import AlertLevel, AlertState
 from alchemiser.clock import Clock
 from alchemiser.store.audit import in_transaction, to_json_safe
+from alchemiser.store.engine import dialect_insert
 from alchemiser.store.models import Alert, AlertNotification
+from alchemiser.store.types import clip_text
 
 __all__ = [
     "AlertStore",
@@ -91,14 +92,6 @@ def _view(row: Alert) -> AlertView:
     )
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _insert(s: AsyncSession) -> Any:
-    return postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def _locking(s: AsyncSession, stmt: Any) -> Any:
     if s.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
@@ -149,7 +142,7 @@ class AlertStore:
         async with in_transaction(self._sessions, session) as s:
             new_id = (
                 await s.execute(
-                    _insert(s)(Alert)
+                    dialect_insert(s)(Alert)
                     .values(
                         account=self.account,
                         key=key,
@@ -157,7 +150,7 @@ class AlertStore:
                         level=level.value,
                         initial_level=level.value,
                         state=AlertState.OPEN.value,
-                        title=_clip(title, TITLE_MAX),
+                        title=clip_text(title, TITLE_MAX),
                         details=to_json_safe(dict(details)),
                         opened_at=now,
                     )
@@ -232,7 +225,7 @@ class AlertStore:
             if row.state == AlertState.OPEN.value:
                 row.state = AlertState.ACKNOWLEDGED.value
                 row.acknowledged_at = self._clock.now()
-                row.acknowledged_by = _clip(by, BY_MAX)
+                row.acknowledged_by = clip_text(by, BY_MAX)
                 await s.flush()
             return before, _view(row)
 
@@ -361,7 +354,7 @@ class AlertStore:
         """Count a failed attempt: retry at ``retry_at``, or FAILED for good when None."""
         values: dict[str, Any] = {
             "attempts": AlertNotification.attempts + 1,
-            "last_error": _clip(error, ERROR_MAX),
+            "last_error": clip_text(error, ERROR_MAX),
         }
         if retry_at is None:
             values["state"] = NotificationState.FAILED

@@ -73,3 +73,14 @@ async def ping(engine: AsyncEngine) -> None:
     """Run a trivial query: raises whatever the driver raises if the database is unusable."""
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """The INSERT construct with ON CONFLICT for the session's database (PostgreSQL or SQLite).
+
+    Both dialects spell ``on_conflict_do_nothing`` the same way, which is how every
+    idempotent write (dedupe keys, one row per day, fills booked once) is made.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

@@ -12,11 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alchemiser.clock import NEW_YORK, Clock
 from alchemiser.store.audit import to_json_safe
+from alchemiser.store.engine import dialect_insert
 from alchemiser.store.models import (
     HedgeControl,
     HedgeCycle,
@@ -296,8 +296,7 @@ class HedgeStore:
             "hedge_id": hedge_id,
             "fill_ref": fill_ref,
         }
-        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = dialect_insert(session)
         result = await session.execute(
             insert(HedgeSpend).values(**values).on_conflict_do_nothing(index_elements=["fill_ref"])
         )
@@ -359,8 +358,7 @@ class HedgeStore:
     ) -> bool:
         """Store an evaluation; False if this account, day and plan already has one."""
         async with self._sessions.begin() as s:
-            dialect = s.bind.dialect.name if s.bind is not None else "sqlite"
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            insert = dialect_insert(s)
             result = await s.execute(
                 insert(HedgeEvaluation)
                 .values(
@@ -463,8 +461,7 @@ class IvHistoryStore:
     ) -> bool:
         """Store the day's value once (a second call the same day changes nothing)."""
         async with self._sessions.begin() as s:
-            dialect = s.bind.dialect.name if s.bind is not None else "sqlite"
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            insert = dialect_insert(s)
             result = await s.execute(
                 insert(IvHistory)
                 .values(

@@ -44,7 +44,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alchemiser.clock import Clock
@@ -55,7 +54,9 @@ from alchemiser.store.audit import (
     in_transaction,
     to_json_safe,
 )
+from alchemiser.store.engine import dialect_insert
 from alchemiser.store.models import BrokerOrder, OrderIntent
+from alchemiser.store.types import clip_text
 
 __all__ = [
     "CLIENT_ORDER_ID_MAX",
@@ -347,7 +348,7 @@ def _whole(value: Decimal, what: str) -> int:
 def _clip(text: str | None) -> str | None:
     if text is None:
         return None
-    return text if len(text) <= LAST_ERROR_MAX else text[: LAST_ERROR_MAX - 1] + "…"
+    return clip_text(text, LAST_ERROR_MAX)
 
 
 class OrderStore:
@@ -398,7 +399,7 @@ class OrderStore:
         }
         async with self._sessions() as s, s.begin():
             stmt = (
-                _insert(s)(OrderIntent)
+                dialect_insert(s)(OrderIntent)
                 .values(**values)
                 .on_conflict_do_nothing(index_elements=[OrderIntent.intent_key])
                 .returning(OrderIntent.id)
@@ -549,7 +550,7 @@ class OrderStore:
                 )
             cid = client_order_id_for(intent.intent_key, step)
             stmt = (
-                _insert(s)(BrokerOrder)
+                dialect_insert(s)(BrokerOrder)
                 .values(
                     intent_id=intent_id,
                     step=step,
@@ -793,11 +794,6 @@ def _check_same_plan(record: IntentRecord, new: NewIntent) -> None:
             + "; ".join(differences)
             + ")"
         )
-
-
-def _insert(s: AsyncSession) -> Any:
-    """The dialect's INSERT (both have ON CONFLICT DO NOTHING)."""
-    return postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 async def _locked_intent(s: AsyncSession, intent_id: int) -> OrderIntent:

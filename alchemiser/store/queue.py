@@ -60,7 +60,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alchemiser.clock import Clock
@@ -71,7 +70,9 @@ from alchemiser.store.audit import (
     in_transaction,
     to_json_safe,
 )
+from alchemiser.store.engine import dialect_insert
 from alchemiser.store.models import Job
+from alchemiser.store.types import clip_text
 
 # Backoff after a failure when the caller gives none: 30 s, 60 s, 120 s ... capped.
 RETRY_BASE_SECONDS = 30
@@ -266,9 +267,7 @@ class DurableQueue:
             "updated_at": now,
         }
         async with in_transaction(self._sessions, session) as s:
-            insert = (
-                postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-            )
+            insert = dialect_insert(s)
             # Two rounds: if the conflicting row vanished (purged) between the
             # insert and the lookup, the second insert takes the key.
             for _ in range(2):
@@ -576,8 +575,7 @@ def _rowcount(result: Any) -> int:
 
 
 def _clip_error(error: str) -> str:
-    error = str(error)
-    return error if len(error) <= LAST_ERROR_MAX else error[: LAST_ERROR_MAX - 1] + "…"
+    return clip_text(str(error), LAST_ERROR_MAX)
 
 
 def _check_name(what: str, value: str, max_len: int) -> None:

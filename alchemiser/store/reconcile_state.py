@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alchemiser.clock import Clock
 from alchemiser.store.audit import in_transaction
+from alchemiser.store.engine import dialect_insert
 from alchemiser.store.models import ExternalPosition, TradingState
+from alchemiser.store.types import clip_text
 
 __all__ = [
     "ExternalPositionView",
@@ -112,14 +112,6 @@ def _view(account: str, row: TradingState | None) -> TradingStateView:
     )
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _insert(s: AsyncSession) -> Any:
-    return postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 class TradingStateStore:
     """The trading state and the external positions of one account."""
 
@@ -159,8 +151,8 @@ class TradingStateStore:
             if current is not mode:
                 row.since = self._clock.now()
             row.state = mode.value
-            row.reason = _clip(reason, REASON_MAX)
-            row.changed_by = _clip(by, BY_MAX)
+            row.reason = clip_text(reason, REASON_MAX)
+            row.changed_by = clip_text(by, BY_MAX)
             await s.flush()
             return _view(self.account, row)
 
@@ -180,9 +172,9 @@ class TradingStateStore:
             if row.state != TradingMode.ACTIVE.value:
                 row.since = now
             row.state = TradingMode.ACTIVE.value
-            row.reason = _clip(reason, REASON_MAX)
-            row.changed_by = _clip(by, BY_MAX)
-            row.accepted_by = _clip(by, BY_MAX)
+            row.reason = clip_text(reason, REASON_MAX)
+            row.changed_by = clip_text(by, BY_MAX)
+            row.accepted_by = clip_text(by, BY_MAX)
             row.accepted_at = now
             await s.flush()
             return _view(self.account, row)
@@ -201,7 +193,7 @@ class TradingStateStore:
     async def _locked_row(self, s: AsyncSession) -> TradingState:
         """The account's row, locked; created ACTIVE on first use (racing creators are fine)."""
         await s.execute(
-            _insert(s)(TradingState)
+            dialect_insert(s)(TradingState)
             .values(
                 account=self.account,
                 state=TradingMode.ACTIVE.value,
@@ -241,14 +233,14 @@ class TradingStateStore:
         async with in_transaction(self._sessions, session) as s:
             created = (
                 await s.execute(
-                    _insert(s)(ExternalPosition)
+                    dialect_insert(s)(ExternalPosition)
                     .values(
                         account=self.account,
                         symbol=symbol,
                         qty=qty,
                         first_seen=now,
                         last_seen=now,
-                        note=_clip(note, REASON_MAX),
+                        note=clip_text(note, REASON_MAX),
                     )
                     .on_conflict_do_nothing(
                         index_elements=[ExternalPosition.account, ExternalPosition.symbol]
@@ -269,7 +261,7 @@ class TradingStateStore:
                 await s.flush()
                 return "unchanged"
             row.qty = qty
-            row.note = _clip(note, REASON_MAX)
+            row.note = clip_text(note, REASON_MAX)
             await s.flush()
             return "changed"
 

@@ -65,3 +65,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
 JsonMap = JSON().with_variant(JSONB(), "postgresql")
+
+
+def clip_text(text: str, limit: int) -> str:
+    """Text cut to a column's width, marked with an ellipsis (an error message never fails a write)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
