@@ -218,6 +218,7 @@ def quant_score(candidate: Candidate, facts: SymbolFacts, income: IncomeSettings
             income.cash_secured_put.earnings_buffer_days,
         ),
     }
+    parts = {name: _clip(value) for name, value in parts.items()}
     total = _clip(sum(parts.values(), _ZERO) / len(parts))
     return QuantScore(total=total, parts=parts)
 
