@@ -5,7 +5,8 @@
 first failure, so a screen run can count what each rule removed. Each
 ``RuleResult`` carries the measured ``value`` and the ``limit`` as text a
 person reads ("0.27" against "0.15–0.35"). Numbers are compared as shown:
-a delta is rounded to 4 decimals, a yield to 2, before the comparison.
+a delta is rounded to 4 decimals; a yield, IV percentile, put-call ratio,
+sector share and assignment-loss percent to 2 (half up), before the comparison.
 
 Readings of PARAMETERS.md made here:
 
