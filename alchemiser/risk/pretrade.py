@@ -10,7 +10,8 @@ opening income order it reads the risk settings in force *now* and applies:
 3. a short put is cash secured (cash − cash reserved by open short income puts),
    a short call covered (shares held − shares covered by short income calls);
 4. sector exposure (equity market value in the sector + this trade's notional)
-   ≤ ``max_sector_pct`` % of NAV;
+   ≤ ``max_sector_pct`` % of NAV — for cash-secured puts only: a covered call
+   adds no exposure (it caps shares already held);
 5. income-book greeks after the trade: |beta-weighted delta dollars| / NAV ≤
    ``max_abs_net_delta``, |gamma dollars per 1 % move| / NAV ≤ ``max_abs_net_gamma``,
    |vega of one vol point| < ``max_vega_pct`` % of NAV.
@@ -62,6 +63,7 @@ __all__ = [
     "check_vega",
     "greek_breaches",
     "leg_notional",
+    "sector_of",
 ]
 
 AUDIT_ACTION = "PRETRADE_REJECTED"
@@ -114,6 +116,15 @@ def _share(value: Decimal, nav: Decimal) -> Decimal:
     if nav <= 0:
         return Decimal("Infinity")
     return value / nav * _HUNDRED
+
+
+def _fraction(value: Decimal, limit: Decimal) -> Decimal:
+    """``value`` as a fraction of ``limit`` (4 dp); anything against a limit ≤ 0 is infinite."""
+    if value <= 0:
+        return Decimal(0)
+    if limit <= 0:
+        return Decimal("Infinity")
+    return (value / limit).quantize(Decimal("0.0001"))
 
 
 # -- pure rules ------------------------------------------------------------------------------
@@ -257,6 +268,11 @@ def greek_breaches(income: GreekTotals, nav: Decimal, risk: RiskSettings) -> lis
     return [b for b in found if b is not None]
 
 
+def sector_of(reference: ReferenceData, symbol: str) -> str:
+    """The symbol's sector; an unknown sector is a bucket of the symbol alone."""
+    return reference.get(symbol).sector or f"unknown sector ({symbol})"
+
+
 def _reserved_cash(positions: Iterable[Position], income: set[str]) -> Decimal:
     """Cash reserved by open short income puts: strike × 100 × contracts short."""
     total = Decimal(0)
@@ -316,7 +332,7 @@ class IncomeRiskCheck:
         if not opening:
             return  # closing: risk-reducing, always allowed
         risk = self._settings.current.risk  # read now: a config edit applies to the next check
-        breaches = await self._breaches(plan, opening, qty, risk)
+        breaches, _ = await self._assess(plan, opening, qty, risk)
         if not breaches:
             return
         reason = "; ".join(b.message for b in breaches)
@@ -335,9 +351,21 @@ class IncomeRiskCheck:
         )
         raise PreTradeRejected(reason)
 
-    async def _breaches(
+    async def usage(self, plan: ExecutionPlan, qty: int) -> dict[str, Decimal]:
+        """How much of each limit the book would use after ``plan`` (1 = at the limit).
+
+        For the income screen's portfolio-fit score; the same measures as ``check``.
+        An order whose risk cannot be assessed raises ``PreTradeRejected``.
+        """
+        opening = [leg for leg in plan.legs if _is_opening(leg)]
+        if not opening:
+            return {}
+        _, used = await self._assess(plan, opening, qty, self._settings.current.risk)
+        return used
+
+    async def _assess(
         self, plan: ExecutionPlan, opening: Sequence[OrderLeg], qty: int, risk: RiskSettings
-    ) -> list[Breach]:
+    ) -> tuple[list[Breach], dict[str, Decimal]]:
         income = set(await self._income_symbols())
         account = await self._broker.get_account()
         positions = await self._broker.get_positions()
@@ -364,22 +392,24 @@ class IncomeRiskCheck:
             legs.append(ProposedLeg(order_leg.symbol, c, sign * qty * order_leg.ratio_qty, spot))
 
         found: list[Breach | None] = []
+        used: dict[str, Decimal] = {}
         notional = sum((leg_notional(leg) for leg in legs), Decimal(0))
         # 1. per trade
         found.append(check_trade_size(notional, nav, risk.max_trade_pct))
+        used["per_trade"] = _fraction(notional, nav * risk.max_trade_pct / _HUNDRED)
         # 2. position count (distinct income option symbols held)
         held_symbols = {p.symbol for p in held_income}
         new_symbols = {leg.symbol for leg in legs} - held_symbols
-        found.append(
-            check_position_count(len(held_symbols) + len(new_symbols), risk.max_income_positions)
-        )
+        count = len(held_symbols) + len(new_symbols)
+        found.append(check_position_count(count, risk.max_income_positions))
+        used["positions"] = _fraction(Decimal(count), Decimal(risk.max_income_positions))
         # 3. cash secured / covered
         short_puts = [leg for leg in legs if leg.is_short and not leg.contract.right.is_call]
         if short_puts:
             required = sum((leg_notional(leg) for leg in short_puts), Decimal(0))
-            found.append(
-                check_cash_secured(account.cash, _reserved_cash(positions, income), required)
-            )
+            reserved = _reserved_cash(positions, income)
+            found.append(check_cash_secured(account.cash, reserved, required))
+            used["cash_secured"] = _fraction(required, account.cash - reserved)
         short_calls = [leg for leg in legs if leg.is_short and leg.contract.right.is_call]
         for root in sorted({leg.contract.root for leg in short_calls}):
             need = Decimal(
@@ -392,10 +422,12 @@ class IncomeRiskCheck:
             shares = sum(
                 (p.qty for p in positions if not p.is_option and p.symbol == root), Decimal(0)
             )
-            found.append(check_covered(shares, _covered_shares(positions, income, root), need))
-        # 4. sector
+            already = _covered_shares(positions, income, root)
+            found.append(check_covered(shares, already, need))
+            used[f"covered:{root}"] = _fraction(need, shares - already)
+        # 4. sector: new exposure only; a covered call caps shares already held (reduces it)
         by_sector: dict[str, Decimal] = {}
-        for leg in legs:
+        for leg in short_puts:
             key = self._sector(leg.contract.root)
             by_sector[key] = by_sector.get(key, Decimal(0)) + leg_notional(leg)
         for sector, add in sorted(by_sector.items()):
@@ -408,6 +440,7 @@ class IncomeRiskCheck:
                 Decimal(0),
             )
             found.append(check_sector(sector, value, add, nav, risk.max_sector_pct))
+            used[f"sector:{sector}"] = _fraction(value + add, nav * risk.max_sector_pct / _HUNDRED)
         # 5. greeks of the income book with the proposed position
         tags: dict[str, Strategy] = {p.symbol: "income" for p in held_income}
         book = build_book(held_income, stock_quotes, option_quotes, tags)
@@ -438,13 +471,18 @@ class IncomeRiskCheck:
             rate=float(risk.risk_free_rate_pct) / 100,
             betas=self._reference,
         )
-        found.extend(greek_breaches(greeks.by_strategy["income"], nav, risk))
-        return [b for b in found if b is not None]
+        totals = greeks.by_strategy["income"]
+        found.extend(greek_breaches(totals, nav, risk))
+        if nav > 0:
+            used["net_delta"] = _fraction(
+                abs(totals.beta_delta_dollars) / nav, risk.max_abs_net_delta
+            )
+            used["net_gamma"] = _fraction(abs(totals.gamma_dollars) / nav, risk.max_abs_net_gamma)
+            used["vega"] = _fraction(abs(totals.vega), nav * risk.max_vega_pct / _HUNDRED)
+        return [b for b in found if b is not None], used
 
     def _sector(self, symbol: str) -> str:
-        """The symbol's sector; an unknown sector is a bucket of the symbol alone."""
-        info = self._reference.get(symbol)
-        return info.sector or f"unknown sector ({symbol})"
+        return sector_of(self._reference, symbol)
 
     async def _reject_unassessable(self, plan: ExecutionPlan, why: str) -> PreTradeRejected:
         """Fail closed: an order whose risk cannot be measured is refused (and audited)."""

@@ -328,3 +328,27 @@ async def test_covered_call_on_the_sim_broker(env: Env) -> None:
         f"covered-call limit: this call needs {(fits + 1) * 100} shares > {ko.qty} free "
         f"(held {ko.qty} − 0 covered by short income calls)"
     )
+
+
+async def test_a_covered_call_adds_no_sector_exposure_but_a_put_does(env: Env) -> None:
+    # KO's sector (Consumer Staples) already holds about 30 % of NAV in KO shares.
+    env.config.write_text(
+        env.config.read_text().replace("max_sector_pct = 100", "max_sector_pct = 20")
+    )
+    assert env.services.settings.reload().applied
+    await run(env, plan("KO260220C00070000", 1))  # caps shares already held: passes
+    with pytest.raises(PreTradeRejected) as exc:
+        await run(env, plan(NEW_PUT, 1))
+    assert exc.value.reason.startswith("sector limit: Consumer Staples ")
+
+
+async def test_usage_reports_each_limit_as_a_fraction(env: Env) -> None:
+    used = await env.check.usage(plan(NEW_PUT, 1), 1)
+    nav = (await env.services.broker.get_account()).equity
+    # Per trade: 6,000 of NAV × 100 %.
+    assert used["per_trade"] == (D(6_000) / nav).quantize(D("0.0001"))
+    assert used["positions"] == D("0.2")  # 2 of 10
+    assert set(used) >= {"cash_secured", "net_delta", "net_gamma", "vega"}
+    assert any(k.startswith("sector:") for k in used)
+    closing = plan(HELD_PUT, 1, side=Side.BUY, intent=PositionIntent.BUY_TO_CLOSE)
+    assert await env.check.usage(closing, 1) == {}
