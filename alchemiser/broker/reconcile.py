@@ -16,8 +16,10 @@ opening trades until a person has looked:
    contracts are gone is explained from the account activities since it was
    opened: expired (OPEXP), exercised or assigned (OPEXC, OPASN), or closed by
    a trade that is not ours ("closed outside the daemon": CLOSED with the
-   proceeds of those trades). An option position no hedge accounts for is
-   adopted as *external* (stored, logged, never managed). Equity positions
+   proceeds of those trades). Options another strategy accounts for (the
+   income module's short calls and puts, which it settles itself) are taken
+   out first. An option position nothing accounts for is adopted as
+   *external* (stored, logged, never managed). Equity positions
    are the user's book and never a mismatch.
 3. **Mismatches** nothing explains (contracts that differ from ours, an
    order the broker acknowledged and no longer knows...) set the persisted
@@ -632,6 +634,7 @@ class Reconciler:
         fill_handlers: Mapping[str, FillHandlerFactory] | None = None,
         calendar: TradingCalendar | None = None,
         in_flight_grace_seconds: float = 0.0,
+        strategy_positions: Callable[[], Awaitable[Mapping[str, int]]] | None = None,
     ) -> None:
         """``in_flight_grace_seconds``: an intent touched more recently than this is left to
         the executor working it (0 at start-up, when none runs; a few minutes for the
@@ -646,6 +649,8 @@ class Reconciler:
         self._fill_handlers = dict(fill_handlers or {})
         self._calendar = calendar or nyse_calendar()
         self._grace = timedelta(seconds=in_flight_grace_seconds)
+        # Option positions another strategy (income) accounts for and settles itself.
+        self._strategy_positions = strategy_positions
 
     async def run(self, *, accept: bool = False, accepted_by: str = "operator") -> ReconcileReport:
         """Reconcile once. ``accept``: take the broker's state as the truth and lift a halt.
@@ -977,6 +982,11 @@ class Reconciler:
         for p in positions:
             if p.is_option and p.qty != 0:  # equities are the user's book
                 held[p.symbol] = held.get(p.symbol, ZERO) + p.qty
+        if self._strategy_positions is not None:
+            for symbol, qty in (await self._strategy_positions()).items():
+                held[symbol] = _without(held.get(symbol, ZERO), Decimal(qty))
+                if held[symbol] == 0:
+                    del held[symbol]
         active = [h for h in await self._hedges.active() if h.contracts > 0]
         legs = [HedgeLegs.of(h) for h in active]
         allocation = allocate(legs, held)
@@ -1398,6 +1408,19 @@ class Reconciler:
                 log.warning(f"reconcile_{what}_failed", attempt=attempt + 1, error=str(exc))
                 await self._clock.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _without(held: Decimal, theirs: Decimal) -> Decimal:
+    """What is left of ``held`` once another strategy's same-signed ``theirs`` is taken out.
+
+    Only what is there is taken: a short the income module expects but the broker no
+    longer holds is the income module's to settle (expiry, assignment), not a mismatch.
+    """
+    if theirs < 0 < held or held < 0 < theirs or theirs == 0:
+        return held
+    if theirs < 0:
+        return min(ZERO, held - theirs)
+    return max(ZERO, held - theirs)
 
 
 def _intrinsic(symbol: str, strike: Decimal, price: Decimal) -> Decimal:
