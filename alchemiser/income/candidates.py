@@ -139,6 +139,8 @@ class SymbolFacts:
     sector_csp_notional: Decimal = Decimal(0)  # puts: strike×100×contracts of open short puts
     csp_capacity: Decimal = Decimal(0)  # puts: the base of the sector-share rule (account cash)
     nav: Decimal = Decimal(0)
+    # puts: other names of the sector with a known put-call ratio; 0 = nothing to compare with
+    sector_peers: int = 1
 
 
 def _floor(value: Decimal) -> int:

@@ -317,7 +317,10 @@ def csp_dte(
 def csp_put_call_ratio(
     candidate: Candidate, facts: SymbolFacts, income: IncomeSettings, risk: RiskSettings
 ) -> RuleResult:
-    """Put-call ratio strictly below its sector's average (both to 2 decimals); unknown fails."""
+    """Put-call ratio strictly below its sector's average (both to 2 decimals); unknown fails.
+
+    A name with no other name of its sector to compare with passes (nothing to say).
+    """
     ratio = None if facts.put_call_ratio is None else _round(facts.put_call_ratio, _CENT)
     average = (
         None
@@ -328,6 +331,10 @@ def csp_put_call_ratio(
     if not income.cash_secured_put.require_put_call_below_sector_average:
         return RuleResult("put_call_ratio", True, shown, "not required")
     sector = _sector_label(facts)
+    if facts.sector_peers == 0:
+        # Alone in its sector, a name's ratio is the average: "below" could never hold, and
+        # there is no sentiment to compare with, so the rule has nothing to say.
+        return RuleResult("put_call_ratio", True, shown, f"no other {sector} name to compare with")
     if average is None:
         return RuleResult("put_call_ratio", False, shown, f"< {sector} average (unknown)")
     limit = f"< {sector} average {average:.2f}"

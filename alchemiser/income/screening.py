@@ -225,7 +225,8 @@ class IncomeScreener:
                 log.warning("income_chain_unavailable", symbol=name, error=str(exc))
         ratios = {n: put_call_ratio(chain) for n, chain in chains.items()}
         sector_of = {n: ctx.reference.get(n).sector for n in names}
-        averages = sector_average({n: ratios[n] for n in puts if n in ratios}, sector_of)
+        averages = sector_average(ratios, sector_of)
+        known = [n for n, r in ratios.items() if r is not None and sector_of.get(n)]
         cash_free = account.cash - reserved
         basis = {p.symbol: p.avg_entry_price for p in positions if not p.is_option}
         for name in names:
@@ -253,6 +254,7 @@ class IncomeScreener:
                 sector_csp_notional=csp_by_sector.get(self._sector(name), Decimal(0)),
                 csp_capacity=max(account.cash, Decimal(0)),
                 nav=account.equity,
+                sector_peers=sum(1 for n in known if n != name and sector_of[n] == sector),
             )
             kinds: list[Kind] = []
             if name in calls:

@@ -135,6 +135,23 @@ class Management(Section):
     stop_loss_iv_rise_pct: Decimal = Field(default=Decimal("50"), gt=0, le=1000)
     roll_or_close_at_dte: int = Field(default=7, ge=0, le=365)
     near_expiry_action: Literal["roll", "close"] = "roll"
+    # Roll only when the new sale takes in more than the buyback costs (else close).
+    roll_credit_only: bool = True
+    # An option in the money at the DTE threshold: leave it to assignment (the wheel), roll or close.
+    itm_near_expiry: Literal["let_assign", "roll", "close"] = "let_assign"
+
+
+class IncomeOrders(OrderSettings):
+    """Order pricing for income sales and buybacks."""
+
+    # A sale starts 2 % above mid and steps 2 % of mid toward the bid, down to 5 % below mid:
+    # single-stock option books are often 5–10 % of mid wide, on $0.05 ticks.
+    reprice_step_pct: Decimal = Field(default=Decimal("2"), gt=0, le=50)
+    max_slippage_pct: Decimal = Field(default=Decimal("5"), ge=0, le=50)
+    max_reprice_steps: int = Field(default=6, ge=0, le=50)
+    # Buying back to close (take profit, stop loss, roll, near expiry) reduces risk and the
+    # option is often cheap with a wide spread: it may pay this % of mid above mid.
+    close_max_slippage_pct: Decimal = Field(default=Decimal("25"), ge=0, le=100)
 
 
 class IncomeSettings(Section):
@@ -148,7 +165,7 @@ class IncomeSettings(Section):
     cash_secured_put: CashSecuredPutScreen = Field(default_factory=CashSecuredPutScreen)
     decision: Decision = Field(default_factory=Decision)
     management: Management = Field(default_factory=Management)
-    orders: OrderSettings = Field(default_factory=OrderSettings)
+    orders: IncomeOrders = Field(default_factory=IncomeOrders)
 
     @field_validator("watch_list")
     @classmethod

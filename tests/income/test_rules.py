@@ -14,6 +14,7 @@ from alchemiser.income.rules import (
     CASH_SECURED_PUT_RULES,
     COVERED_CALL_RULES,
     RuleResult,
+    csp_put_call_ratio,
     passed,
     screen,
 )
@@ -461,3 +462,15 @@ def test_csp_sector_share_without_capacity_or_sector() -> None:
     assert not none.passed and "no cash to secure puts" in none.value
     unknown = csp_rule("sector_share", sector=None, csp_capacity=10**6, cash_free=10_000)
     assert unknown.passed and unknown.value.startswith("unknown sector (XYZ)")
+
+
+def test_put_call_ratio_passes_when_no_other_name_of_the_sector_compares() -> None:
+    from dataclasses import replace
+
+    put = candidate("cash_secured_put")
+    alone = replace(facts(put_call_ratio="1.50", sector_put_call_average="1.50"), sector_peers=0)
+    result = csp_put_call_ratio(put, alone, IncomeSettings(), RiskSettings())
+    assert result.passed
+    assert "no other" in result.limit
+    with_peers = replace(alone, sector_peers=1)
+    assert not csp_put_call_ratio(put, with_peers, IncomeSettings(), RiskSettings()).passed
