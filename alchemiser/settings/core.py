@@ -76,6 +76,8 @@ class ScheduleSettings(Section):
     iv_capture: str = "close-5m"
     eod_reconcile: str = "close+15m"
     queue_maintenance: str = "close+30m"
+    risk_eod: str = "close+10m"
+    weekly_review: str = "close+40m"
     risk_snapshot_minutes: int = Field(default=5, ge=1, le=390)
 
     @field_validator(
@@ -87,6 +89,8 @@ class ScheduleSettings(Section):
         "iv_capture",
         "eod_reconcile",
         "queue_maintenance",
+        "risk_eod",
+        "weekly_review",
     )
     @classmethod
     def _valid_spec(cls, value: str) -> str:

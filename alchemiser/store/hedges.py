@@ -317,6 +317,18 @@ class HedgeStore:
         mtd = sum((amount for m, amount in rows if m == month), Decimal(0))
         return mtd, ytd
 
+    async def spend_between(self, start: datetime, end: datetime) -> Decimal:
+        """Premium paid from ``start`` (inclusive) to ``end`` (exclusive)."""
+        async with self._sessions() as s:
+            amounts = await s.scalars(
+                select(HedgeSpend.amount).where(
+                    HedgeSpend.account == self.account,
+                    HedgeSpend.at >= start,
+                    HedgeSpend.at < end,
+                )
+            )
+            return sum(amounts, Decimal(0))
+
     async def spend_by_year(self) -> dict[int, Decimal]:
         async with self._sessions() as s:
             rows = (

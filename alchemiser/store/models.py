@@ -513,3 +513,82 @@ class AlertNotification(Base):
     __table_args__ = (
         Index("ix_alert_notifications_state_next_attempt_at", "state", "next_attempt_at"),
     )
+
+
+# -- Risk (alchemiser.risk; repository: alchemiser.store.risk). --------------------------------------
+# Daily closes of underlyings (market data, shared by accounts) for historical VaR; snapshots of the
+# book's greeks and limit usage (intraday and at the close); the end-of-day VaR/ES/stress row; the
+# weekly review.
+
+
+class PriceHistory(Base):
+    """One session's close of one symbol: captured after the close, or imported by the user."""
+
+    __tablename__ = "price_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    session_date: Mapped[date] = mapped_column(Date)
+    close: Mapped[Decimal] = mapped_column(Money)
+    source: Mapped[str] = mapped_column(String(16))  # broker | import
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("symbol", "session_date"),)
+
+
+class RiskSnapshot(Base):
+    """The book's greeks by strategy and the usage of each limit at one instant."""
+
+    __tablename__ = "risk_snapshots"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    session_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))  # intraday | eod (one eod per session)
+    nav: Mapped[Decimal] = mapped_column(Money)
+    greeks: Mapped[dict[str, Any]] = mapped_column(JsonMap)  # strategy/book -> field -> str
+    limits: Mapped[list[dict[str, Any]]] = mapped_column(JsonMap)
+
+    __table_args__ = (
+        Index("ix_risk_snapshots_account_session_date_kind", "account", "session_date", "kind"),
+    )
+
+
+class RiskDaily(Base):
+    """End-of-day risk of one session: VaR/ES (NULL with a ``note`` saying why), stress, NAV."""
+
+    __tablename__ = "risk_daily"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    session_date: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    nav: Mapped[Decimal] = mapped_column(Money)
+    confidence: Mapped[Decimal] = mapped_column(Money)  # an exact decimal, e.g. 0.95
+    var_historical: Mapped[Decimal | None] = mapped_column(Money)
+    es_historical: Mapped[Decimal | None] = mapped_column(Money)
+    var_delta_gamma: Mapped[Decimal | None] = mapped_column(Money)
+    var_delta_normal: Mapped[Decimal | None] = mapped_column(Money)
+    sessions_used: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    stress: Mapped[list[dict[str, Any]]] = mapped_column(JsonMap)
+    hedge_payoff_pct_nav: Mapped[Decimal | None] = mapped_column(Money)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+
+    __table_args__ = (UniqueConstraint("account", "session_date"),)
+
+
+class WeeklyReview(Base):
+    """The weekly risk review, stored on the week's last session."""
+
+    __tablename__ = "weekly_reviews"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    week_ending: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    summary: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("account", "week_ending"),)

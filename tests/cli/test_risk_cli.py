@@ -27,3 +27,14 @@ def test_risk_prints_the_greeks_and_every_stress_scenario(
         assert scenario.name in lines, scenario.name
     # A 20 % fall loses money on a long 2x book: roughly 2 x 20 % of NAV.
     assert -60 < float(lines["index_down_20"][2]) < -30
+    # Limits with their usage: no income book yet; the tech-heavy equity book is over the
+    # sector limit, reported but not alerted.
+    out = result.stdout
+    assert "income positions                                0            10     0.00 %" in out
+    tech = next(line for line in out.splitlines() if "sector Technology" in line)
+    assert "OVER (equity book: reported, not alerted)" in tech
+    assert "VaR/ES: no VaR yet: the risk_eod job stores it after each close" in out
+
+    history = runner.invoke(cli, ["risk", "history", "--days", "10"], env=env)
+    assert history.exit_code == 0, history.output
+    assert history.stdout.strip() == "no end-of-day risk stored in the last 10 days"
