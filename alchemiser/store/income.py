@@ -288,6 +288,8 @@ class IncomeStore:
         """Book contracts sold to open (credit: cash received), in the fill's transaction."""
         now = self._clock.now()
         row = await session.get(IncomePosition, new.id, with_for_update=True)
+        if row is not None and await self._booked(session, fill_ref):
+            return _position(row)  # a redelivered fill: booked already
         if row is None:
             row = IncomePosition(
                 id=new.id,
@@ -342,6 +344,8 @@ class IncomeStore:
         """Book contracts bought back (paid: cash); a position closed whole ends CLOSED/ROLLED."""
         now = self._clock.now()
         row = await self._locked(session, position_id)
+        if await self._booked(session, fill_ref):
+            return _position(row)  # a redelivered fill: booked already
         row.close_cost = row.close_cost + paid
         row.contracts = max(0, row.contracts - contracts)
         row.updated_at = now
@@ -506,6 +510,11 @@ class IncomeStore:
     async def has_event(self, ref: str) -> bool:
         async with self._sessions() as s:
             return await s.scalar(select(IncomeEvent.id).where(IncomeEvent.ref == ref)) is not None
+
+    async def _booked(self, s: AsyncSession, ref: str) -> bool:
+        """Whether ``ref`` (a fill) has its event already: it was booked, never book it again."""
+        found = await s.scalar(select(IncomeEvent.id).where(IncomeEvent.ref == clip_text(ref, 160)))
+        return found is not None
 
     async def _event(
         self,
@@ -682,25 +691,29 @@ class IncomeStore:
             row = await s.get(IncomeApproval, approval_id, with_for_update=True)
             if row is None or row.account != self.account:
                 raise ApprovalError(f"no approval {approval_id}")
-            if row.state == PENDING and now >= row.expires_at:
+            expired = row.state == PENDING and now >= row.expires_at
+            if expired:
                 row.state = APPROVAL_EXPIRED
                 row.decided_at = now
                 row.decided_by = "expiry"
-                await s.flush()
-                raise ApprovalError(
-                    f"approval {approval_id} expired at {row.expires_at.isoformat()} "
-                    "(the close of the session it was proposed in): nothing was traded"
-                )
-            if row.state != PENDING:
+            elif row.state != PENDING:
                 raise ApprovalError(
                     f"approval {approval_id} is {row.state}, not PENDING: nothing changed"
                 )
-            row.state = APPROVED if approve else REJECTED
-            row.decided_at = now
-            row.decided_by = clip_text(by, 64)
-            row.note = note or None
+            else:
+                row.state = APPROVED if approve else REJECTED
+                row.decided_at = now
+                row.decided_by = clip_text(by, 64)
+                row.note = note or None
             await s.flush()
-            return _approval(row)
+            view = _approval(row)
+        if expired:
+            # Refused only once the expiry is committed (raising inside would roll it back).
+            raise ApprovalError(
+                f"approval {approval_id} expired at {view.expires_at.isoformat()} "
+                "(the close of the session it was proposed in): nothing was traded"
+            )
+        return view
 
     async def expire_due(self) -> list[ApprovalView]:
         """Pending and approved-but-unsent approvals whose session has closed expire."""
