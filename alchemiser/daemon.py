@@ -28,10 +28,12 @@ from alchemiser.alerts.service import AlertService
 from alchemiser.broker.alpaca import AlpacaBroker, AlpacaConfigError
 from alchemiser.broker.base import Broker, BrokerError
 from alchemiser.broker.sim_scenario import ScenarioError
-from alchemiser.clock import Clock, RealClock
+from alchemiser.clock import Clock, RealClock, SimClock
 from alchemiser.exit_codes import ExitCode
 from alchemiser.hedging.context import HedgingContext
 from alchemiser.hedging.executor import HedgeExecutor
+from alchemiser.income.context import IncomeContext
+from alchemiser.income.trader import IncomeTrader
 from alchemiser.jobs import JOBS
 from alchemiser.logs import (
     apply_levels,
@@ -40,6 +42,7 @@ from alchemiser.logs import (
     set_process_correlation_id,
 )
 from alchemiser.market.reference import ReferenceDataError
+from alchemiser.risk_jobs import risk_monitor
 from alchemiser.scheduler import DaemonScheduler, JobRunner, JobSpec
 from alchemiser.settings import LiveSettings, LoadedSettings, Settings
 from alchemiser.settings.view import diff
@@ -54,7 +57,12 @@ from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
 from alchemiser.store.reconcile_state import TradingStateStore
 from alchemiser.trading_calendar import TradingCalendar, nyse_calendar
-from alchemiser.wiring import build_hedging, build_reconciler, raise_reconciliation_alert
+from alchemiser.wiring import (
+    build_hedging,
+    build_income,
+    build_reconciler,
+    raise_reconciliation_alert,
+)
 
 log = structlog.stdlib.get_logger("alchemiser.daemon")
 
@@ -89,6 +97,7 @@ class Services:
     hedging: HedgingContext
     hedge_executor: HedgeExecutor
     alerts: AlertService
+    income: IncomeContext
 
 
 class Daemon:
@@ -230,6 +239,7 @@ class Daemon:
                 asyncio.create_task(self._heartbeat(instances, lock), name="heartbeat"),
                 asyncio.create_task(self._consume(services), name="queue-consumer"),
                 asyncio.create_task(self._tick_alerts(services), name="alerts"),
+                asyncio.create_task(self._risk_snapshots(services), name="risk-snapshots"),
                 asyncio.create_task(
                     self.live.watch(self._config_poll_seconds), name="config-watch"
                 ),
@@ -296,12 +306,26 @@ class Daemon:
                 await services.hedge_executor.consume(worker)
             except Exception:  # a failing pass must not end the consumer
                 log.exception("queue_consumer_failed")
+            try:
+                # Trades a person approved (`alchemiser approvals approve ID`).
+                await IncomeTrader(services.income).execute_approved()
+            except Exception:
+                log.exception("income_approved_execution_failed")
 
     async def _tick_alerts(self, services: Services) -> None:
         """Escalate unacknowledged alerts and retry failed notifications (real-time cadence)."""
         while True:
             await asyncio.sleep(ALERT_TICK_SECONDS)
             await services.alerts.tick()  # never raises: a notifier failure never stops trading
+
+    async def _risk_snapshots(self, services: Services) -> None:
+        """Intraday risk snapshots in market hours, on the Clock (simulated time too)."""
+        if isinstance(self.clock, SimClock) and self.clock.manual:
+            # Manual time is moved by its driver (a test, a backtest) to the next sleeper's
+            # deadline; a background sleeper would pull time forward under every job.
+            log.info("risk_snapshots_off", reason="manual clock")
+            return
+        await risk_monitor(services).run(lambda: self.live.current.schedule.risk_snapshot_minutes)
 
     async def _reconcile(self, services: Services) -> None:
         """Start-up reconciliation; a mismatch halts opening orders, an unreadable broker stops."""
@@ -313,6 +337,7 @@ class Daemon:
             services.audit,
             services.hedging.store,
             services.hedging.account,
+            income=services.income.store,
         )
         try:
             report = await reconciler.run()
@@ -354,6 +379,9 @@ class Daemon:
             hedging, hedge_executor = build_hedging(
                 self.live, broker, sessions, self.clock, calendar, queue, audit
             )
+            income = build_income(
+                self.live, broker, sessions, self.clock, calendar, audit, hedging.reference
+            )
         except ReferenceDataError as exc:
             raise DaemonExit(ExitCode.CONFIG, str(exc)) from None
         try:
@@ -382,6 +410,7 @@ class Daemon:
             broker=broker,
             hedging=hedging,
             hedge_executor=hedge_executor,
+            income=income,
         )
 
     def _install_signal_handlers(self) -> None:

@@ -13,6 +13,10 @@ from alchemiser.hedging.context import EXECUTION_QUEUE, ROLL_QUEUE
 from alchemiser.hedging.evaluator import HedgeEvaluator
 from alchemiser.hedging.iv_capture import capture_iv
 from alchemiser.hedging.roller import RollManager
+from alchemiser.income.manager import IncomeManager
+from alchemiser.income.screening import IncomeScreener
+from alchemiser.income.trader import IncomeTrader, act_on_proposals
+from alchemiser.risk_jobs import risk_eod, weekly_review_job
 from alchemiser.scheduler import JobContext, JobSpec
 from alchemiser.wiring import build_reconciler, raise_reconciliation_alert
 
@@ -67,8 +71,25 @@ async def hedge_roll_check(ctx: JobContext) -> None:
 
 
 async def iv_capture(ctx: JobContext) -> None:
-    """Store today's ATM implied volatility of each hedge ETF (for IV percentiles)."""
-    await capture_iv(ctx.services.hedging, ctx.session_date)
+    """Store today's ATM implied volatility of the hedge ETFs and the income universe."""
+    services = ctx.services
+    held = [p.symbol for p in await services.broker.get_positions() if not p.is_option]
+    extra = sorted({*held, *services.settings.current.income.watch_list})
+    await capture_iv(services.hedging, ctx.session_date, extra)
+
+
+async def income_screen(ctx: JobContext) -> None:
+    """Screen, score and decide covered calls and cash-secured puts; sell or queue for approval."""
+    income = ctx.services.income
+    report = await IncomeScreener(income).run(ctx.session_date, correlation_id=ctx.correlation_id)
+    counts = await act_on_proposals(income, [p for p, _ in report.proposals], ctx.session_date)
+    log.info("income_screen_acted", session_date=ctx.session_date.isoformat(), **counts)
+
+
+async def income_manage(ctx: JobContext) -> None:
+    """Settle expiries and assignments, then take profit, stop loss, roll or close."""
+    income = ctx.services.income
+    await IncomeManager(income, IncomeTrader(income)).manage(ctx.session_date)
 
 
 # An intent touched this recently may still be worked by its executor: left alone.
@@ -87,6 +108,7 @@ async def eod_reconcile(ctx: JobContext) -> None:
         services.hedging.store,
         services.hedging.account,
         in_flight_grace_seconds=EOD_IN_FLIGHT_GRACE_SECONDS,
+        income=services.income.store,
     ).run()
     log.info("eod_reconciliation", **report.counts())
     await raise_reconciliation_alert(services.alerts, report)
@@ -106,6 +128,18 @@ JOBS: tuple[JobSpec, ...] = (
         description="roll hedges before theta bites",
     ),
     JobSpec(
+        name="income_screen",
+        schedule_key="income_screen",
+        handler=income_screen,
+        description="screen, score and sell covered calls and cash-secured puts",
+    ),
+    JobSpec(
+        name="income_manage",
+        schedule_key="income_manage",
+        handler=income_manage,
+        description="income exits, rolls, expiries and assignments (the wheel)",
+    ),
+    JobSpec(
         name="iv_capture",
         schedule_key="iv_capture",
         handler=iv_capture,
@@ -122,6 +156,18 @@ JOBS: tuple[JobSpec, ...] = (
         schedule_key="daily_summary",
         handler=daily_summary,
         description="end-of-session log line: NAV, cash, positions, index closes",
+    ),
+    JobSpec(
+        name="risk_eod",
+        schedule_key="risk_eod",
+        handler=risk_eod,
+        description="record closes; store VaR/ES, delta-gamma VaR, stress and the eod snapshot",
+    ),
+    JobSpec(
+        name="weekly_review",
+        schedule_key="weekly_review",
+        handler=weekly_review_job,
+        description="weekly risk review on the week's last session",
     ),
     JobSpec(
         name="queue_maintenance",

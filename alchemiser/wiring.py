@@ -22,10 +22,15 @@ from alchemiser.domain.ticks import INDEX_PENNY_ALL
 from alchemiser.execution.engine import ExecutionPlan, OrderExecutor, PreTradeCheck
 from alchemiser.hedging.context import HedgingContext
 from alchemiser.hedging.executor import HedgeCapCheck, HedgeExecutor
+from alchemiser.income.context import IncomeContext
+from alchemiser.income.fills import income_fill_handlers
+from alchemiser.income.scoring import Advisor, RulesAdvisor
 from alchemiser.market.reference import ReferenceData, TomlReferenceData
+from alchemiser.risk.pretrade import IncomeRiskCheck
 from alchemiser.settings import LiveSettings
 from alchemiser.store.audit import AuditLog
 from alchemiser.store.hedges import HedgeStore, IvHistoryStore
+from alchemiser.store.income import IncomeStore
 from alchemiser.store.orders import OrderStore
 from alchemiser.store.queue import DurableQueue
 from alchemiser.store.reconcile_state import TradingStateStore
@@ -73,7 +78,13 @@ def build_reconciler(
     hedges: HedgeStore,
     account: str,
     in_flight_grace_seconds: float = 0.0,
+    income: IncomeStore | None = None,
 ) -> Reconciler:
+    """The reconciler with every strategy's fill booking; income positions are the income
+    module's to settle, so they are never adopted as external nor called a mismatch."""
+    handlers = dict(hedge_fill_handlers(hedges))
+    if income is not None:
+        handlers.update(income_fill_handlers(income))
     return Reconciler(
         broker,
         OrderStore(sessions, clock, account),
@@ -82,9 +93,10 @@ def build_reconciler(
         clock,
         account,
         state=TradingStateStore(sessions, clock, account),
-        fill_handlers=hedge_fill_handlers(hedges),
+        fill_handlers=handlers,
         calendar=calendar,
         in_flight_grace_seconds=in_flight_grace_seconds,
+        strategy_positions=None if income is None else income.expected_contracts,
     )
 
 
@@ -140,3 +152,43 @@ def build_hedging(
         reference=load_reference(settings),
     )
     return ctx, HedgeExecutor(ctx)
+
+
+def build_income(
+    settings: LiveSettings,
+    broker: Broker,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    calendar: TradingCalendar,
+    audit: AuditLog,
+    reference: ReferenceData,
+    advisor: Advisor | None = None,
+    penny_pilot: frozenset[str] = INDEX_PENNY_ALL,
+) -> IncomeContext:
+    """The income module on the shared order life cycle, behind the trading-state gate and
+    the risk engine's pre-trade check (every income order passes both)."""
+    account = settings.current.broker.account
+    store = IncomeStore(sessions, clock, account)
+    risk = IncomeRiskCheck(broker, settings, reference, audit, clock, store.open_symbols)
+    orders = OrderExecutor(
+        broker,
+        OrderStore(sessions, clock, account),
+        clock,
+        lambda: settings.current.income.orders,
+        AllChecks(TradingStateGate(TradingStateStore(sessions, clock, account)), risk),
+        penny_pilot=lambda underlying: underlying in penny_pilot,
+    )
+    return IncomeContext(
+        account=account,
+        broker=broker,
+        store=store,
+        iv_history=IvHistoryStore(sessions, clock),
+        orders=orders,
+        audit=audit,
+        settings=settings,
+        clock=clock,
+        calendar=calendar,
+        reference=reference,
+        advisor=advisor or RulesAdvisor(lambda: settings.current.income),
+        risk=risk,
+    )

@@ -23,7 +23,7 @@ from alchemiser.store.job_runs import JobRuns
 from alchemiser.store.queue import DurableQueue
 from alchemiser.store.reconcile_state import TradingStateStore
 from alchemiser.trading_calendar import nyse_calendar
-from alchemiser.wiring import build_hedging
+from alchemiser.wiring import build_hedging, build_income
 
 T = TypeVar("T")
 
@@ -40,6 +40,9 @@ async def make_services(
     audit = AuditLog(sessions, clock, account)
     hedging, hedge_executor = build_hedging(
         live, sim.broker, sessions, clock, nyse_calendar(), queue, audit
+    )
+    income = build_income(
+        live, sim.broker, sessions, clock, nyse_calendar(), audit, hedging.reference
     )
     alerts = AlertService(
         AlertStore(sessions, clock, account),
@@ -62,6 +65,7 @@ async def make_services(
         broker=sim.broker,
         hedging=hedging,
         hedge_executor=hedge_executor,
+        income=income,
     )
 
 

@@ -38,7 +38,7 @@ from alchemiser.store.queue import DurableQueue
 from alchemiser.store.reconcile_state import TradingStateStore
 from alchemiser.store.sim_state import SimBrokerStore
 from alchemiser.trading_calendar import TradingCalendar, nyse_calendar
-from alchemiser.wiring import build_hedging
+from alchemiser.wiring import build_hedging, build_income
 
 __all__ = ["CliServices", "open_trading", "stored_sim_time", "trading_clock"]
 
@@ -102,6 +102,9 @@ async def open_trading(settings: Settings) -> AsyncIterator[CliServices]:
                 hedging, executor = build_hedging(
                     live, broker, sessions, clock, calendar, queue, audit
                 )
+                income = build_income(
+                    live, broker, sessions, clock, calendar, audit, hedging.reference
+                )
             except ReferenceDataError as exc:
                 raise CliFailure(str(exc), ExitCode.CONFIG) from None
             yield CliServices(
@@ -124,6 +127,7 @@ async def open_trading(settings: Settings) -> AsyncIterator[CliServices]:
                 broker=broker,
                 hedging=hedging,
                 hedge_executor=executor,
+                income=income,
                 sim=sim,
             )
         finally:

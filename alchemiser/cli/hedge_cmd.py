@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import getpass
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -30,6 +30,9 @@ from alchemiser.cli.common import (
     open_database,
     pass_state,
     run,
+)
+from alchemiser.cli.common import (
+    print_table as _table,
 )
 from alchemiser.clock import NEW_YORK, Clock
 from alchemiser.domain.trading import OptionSnapshot
@@ -102,14 +105,6 @@ def _when(at: datetime) -> str:
 
 def _legs(hedge: HedgeView) -> str:
     return f"{hedge.long_symbol}/-{hedge.short_symbol}" if hedge.short_symbol else hedge.long_symbol
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Columns padded to their widest cell; the last column runs free."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)]
-        click.echo("  ".join([*cells, row[-1]]).rstrip())
 
 
 def _clip(text: str, width: int = WHY_WIDTH) -> str:

@@ -13,6 +13,8 @@ from alchemiser.cli.common import CliState
 from alchemiser.cli.config_cmd import config_group
 from alchemiser.cli.db_cmd import db_group
 from alchemiser.cli.hedge_cmd import hedge_group
+from alchemiser.cli.history_cmd import history_group
+from alchemiser.cli.income_cmd import approvals_group, income_group
 from alchemiser.cli.queue_cmd import queue_group
 from alchemiser.cli.reconcile_cmd import reconcile_command
 from alchemiser.cli.risk_cmd import risk_command
@@ -50,9 +52,12 @@ cli.add_command(queue_group)
 cli.add_command(vol_index_command)
 cli.add_command(sim_group)
 cli.add_command(hedge_group)
+cli.add_command(income_group)
+cli.add_command(approvals_group)
 cli.add_command(reconcile_command)
 cli.add_command(trading_group)
 cli.add_command(risk_command)
+cli.add_command(history_group)
 cli.add_command(alerts_group)
 
 

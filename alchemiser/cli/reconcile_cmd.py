@@ -20,14 +20,13 @@ import sys
 import click
 
 from alchemiser.broker.base import BrokerError
-from alchemiser.broker.reconcile import Reconciler, ReconcileReport, hedge_fill_handlers
+from alchemiser.broker.reconcile import ReconcileReport
 from alchemiser.cli.broker_access import open_trading
 from alchemiser.cli.common import CliFailure, CliState, log_to_stderr, pass_state, run
 from alchemiser.exit_codes import ExitCode
 from alchemiser.settings import Settings
 from alchemiser.store.instance_lock import instance_lock_for
-from alchemiser.store.orders import OrderStore
-from alchemiser.store.reconcile_state import TradingStateStore
+from alchemiser.wiring import build_reconciler
 
 __all__ = ["reconcile_command"]
 
@@ -85,17 +84,15 @@ async def _reconcile(settings: Settings, accept: bool, by: str) -> ReconcileRepo
             )
         try:
             clock = services.clock
-            hedges = services.hedging.store
-            reconciler = Reconciler(
+            reconciler = build_reconciler(
                 services.broker,
-                OrderStore(services.sessions, clock, account),
-                hedges,
-                services.audit,
+                services.sessions,
                 clock,
+                services.calendar,
+                services.audit,
+                services.hedging.store,
                 account,
-                state=TradingStateStore(services.sessions, clock, account),
-                fill_handlers=hedge_fill_handlers(hedges),
-                calendar=services.calendar,
+                income=services.income.store,
             )
             try:
                 return await asyncio.wait_for(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -19,16 +20,22 @@ HEDGE_ETFS = ("SPY", "QQQ", "IWM")
 ATM_DAYS = 30
 
 
-async def capture_iv(ctx: HedgingContext, session_date: date) -> dict[str, Decimal]:
-    """Record each ETF's 30-day ATM IV (and the vol index with SPY's); skip what is missing."""
+async def capture_iv(
+    ctx: HedgingContext, session_date: date, extra: Sequence[str] = ()
+) -> dict[str, Decimal]:
+    """Record each ETF's 30-day ATM IV (and the vol index with SPY's); skip what is missing.
+
+    ``extra``: more underlyings (the income universe), kept for their IV percentiles.
+    """
     now = ctx.clock.now()
     recorded: dict[str, Decimal] = {}
+    symbols = list(dict.fromkeys([*HEDGE_ETFS, *extra]))
     try:
-        prices = await spots(ctx.broker, HEDGE_ETFS)
+        prices = await spots(ctx.broker, symbols)
     except BrokerError as exc:
         log.warning("iv_capture_failed", error=str(exc))
         return recorded
-    for symbol in HEDGE_ETFS:
+    for symbol in symbols:
         if symbol not in prices:
             continue
         chain = await ctx.broker.get_option_chain(

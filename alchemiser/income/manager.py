@@ -30,7 +30,7 @@ from alchemiser.domain.options import parse_occ
 from alchemiser.domain.trading import Activity, ActivityType
 from alchemiser.hedging.book import spots
 from alchemiser.income.context import IncomeContext
-from alchemiser.income.exits import OpenShort, assigned_cost_basis, exit_decision
+from alchemiser.income.exits import ExitDecision, OpenShort, assigned_cost_basis, exit_decision
 from alchemiser.income.screening import IncomeScreener
 from alchemiser.income.trader import IncomeTrader, Proposal
 from alchemiser.store.income import ASSIGNED, EXPIRED, IncomePositionView
@@ -210,6 +210,12 @@ class IncomeManager:
                 session_date,
                 m,
             )
+            if decision.action == "stop_loss" and await self._awaiting_assignment(
+                position, session_date
+            ):
+                # In its last days and in the money, the wheel takes the shares (a put) or
+                # sells them at the strike (a call) instead of buying back at a loss.
+                decision = ExitDecision("near_expiry", f"{decision.reason}; in the money at expiry")
             if decision.action == "hold":
                 report.held += 1
                 continue
@@ -239,15 +245,29 @@ class IncomeManager:
         )
         return report
 
+    async def _in_the_money(self, position: IncomePositionView) -> tuple[bool, Decimal | None]:
+        spot = (await spots(self.ctx.broker, [position.underlying])).get(position.underlying)
+        itm = spot is not None and (
+            spot > position.strike if position.is_call else spot < position.strike
+        )
+        return itm, spot
+
+    async def _awaiting_assignment(self, position: IncomePositionView, today: date) -> bool:
+        """In the money within the DTE threshold, with ``itm_near_expiry = "let_assign"``."""
+        m = self.ctx.income.management
+        if (
+            m.itm_near_expiry != "let_assign"
+            or (position.expiry - today).days > m.roll_or_close_at_dte
+        ):
+            return False
+        return (await self._in_the_money(position))[0]
+
     async def _near_expiry(
         self, position: IncomePositionView, ask: Decimal, session_date: date
     ) -> str:
         """At the DTE threshold: let an in-the-money option be assigned, roll, or close."""
         m = self.ctx.income.management
-        spot = (await spots(self.ctx.broker, [position.underlying])).get(position.underlying)
-        itm = spot is not None and (
-            spot > position.strike if position.is_call else spot < position.strike
-        )
+        itm, spot = await self._in_the_money(position)
         if itm and m.itm_near_expiry == "let_assign":
             # The wheel's next step: a put becomes shares, a call sells them at the strike.
             log.info(

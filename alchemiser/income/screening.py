@@ -193,8 +193,8 @@ class IncomeScreener:
                 put_names.add(pos.underlying)
                 notional = pos.strike * MULTIPLIER * pos.contracts
                 reserved += notional
-                sector = self._sector(pos.underlying)
-                csp_by_sector[sector] = csp_by_sector.get(sector, Decimal(0)) + notional
+                bucket = self._sector(pos.underlying)
+                csp_by_sector[bucket] = csp_by_sector.get(bucket, Decimal(0)) + notional
         calls = (
             sorted(s for s, q in shares_held.items() if q - covered[s] >= MULTIPLIER)
             if income.covered_call.enabled
@@ -288,10 +288,19 @@ class IncomeScreener:
             advice = await ctx.advisor.advise(s.candidate, s.facts, q)
             s.advisor, s.rationale = advice.score, advice.rationale
             s.usage = await ctx.risk.usage(_sale_plan(s), s.contracts)
+            # Fewer contracts when the full size would break a limit (a sector, the greeks):
+            # the screen never proposes what the pre-trade check would refuse.
+            while s.contracts > 1 and _over_limit(s.usage):
+                s.contracts -= 1
+                s.usage = await ctx.risk.usage(_sale_plan(s), s.contracts)
             s.fit = portfolio_fit_score(fit_usage(s.usage))
             d = decide(s.quant, s.advisor, s.fit, income.decision)
             s.total, s.execute = d.total, d.execute
-            s.decision = "selected" if d.execute else "below_threshold"
+            if _over_limit(s.usage):
+                s.execute = False
+                s.decision = "over_risk_limit"  # which ones: the stored limit usage
+            else:
+                s.decision = "selected" if d.execute else "below_threshold"
 
     def _propose(
         self,
@@ -363,6 +372,10 @@ class IncomeScreener:
 # The trade is sized to the per-trade, cash and covered-share limits, so they say nothing of
 # how it fits the book; the fit is the headroom left on the book-wide limits.
 BOOK_LIMITS = ("positions", "net_delta", "net_gamma", "vega")
+
+
+def _over_limit(usage: dict[str, Decimal]) -> bool:
+    return any(v > 1 for v in usage.values())
 
 
 def fit_usage(usage: dict[str, Decimal]) -> dict[str, Decimal]:

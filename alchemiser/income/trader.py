@@ -165,8 +165,10 @@ async def act_on_proposals(
         return counts
     expires = ctx.calendar.session_close(session_date)
     for proposal in proposals:
+        if proposal.candidate_id is None:
+            raise ValueError(f"{proposal.symbol}: a proposal is recorded before it waits")
         approval = await ctx.store.add_approval(
-            candidate_id=proposal.candidate_id or 0,
+            candidate_id=proposal.candidate_id,
             kind=proposal.kind,
             underlying=parse_occ(proposal.symbol).root,
             symbol=proposal.symbol,

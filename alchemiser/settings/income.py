@@ -137,7 +137,8 @@ class Management(Section):
     near_expiry_action: Literal["roll", "close"] = "roll"
     # Roll only when the new sale takes in more than the buyback costs (else close).
     roll_credit_only: bool = True
-    # An option in the money at the DTE threshold: leave it to assignment (the wheel), roll or close.
+    # An option in the money at the DTE threshold: leave it to assignment (the wheel), roll or
+    # close. "let_assign" also outranks the stop loss in those last days.
     itm_near_expiry: Literal["let_assign", "roll", "close"] = "let_assign"
 
 

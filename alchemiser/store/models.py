@@ -515,6 +515,151 @@ class AlertNotification(Base):
     )
 
 
+# -- Income (alchemiser.income; repository: alchemiser.store.income) -----------------------------
+# Short options sold for income (covered calls, cash-secured puts), the wheel cycles that
+# assignment starts, every transition with its realised P&L, screen runs with the candidates
+# that passed, and trades waiting for a person's approval.
+
+
+class IncomePosition(Base):
+    """A short option the income module sold: a covered call or a cash-secured put."""
+
+    __tablename__ = "income_positions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(24))  # covered_call | cash_secured_put
+    underlying: Mapped[str] = mapped_column(String(16))
+    symbol: Mapped[str] = mapped_column(String(32))
+    strike: Mapped[Decimal] = mapped_column(Money)
+    expiry: Mapped[date] = mapped_column(Date)
+    contracts: Mapped[int] = mapped_column(Integer)  # still open (short)
+    contracts_opened: Mapped[int] = mapped_column(Integer)
+    credit: Mapped[Decimal] = mapped_column(Money)  # total received to open, × 100
+    credit_per_share: Mapped[Decimal] = mapped_column(Money)
+    entry_iv: Mapped[Decimal | None] = mapped_column(Money)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # OPEN | CLOSED | EXPIRED | ASSIGNED | ROLLED
+    state: Mapped[str] = mapped_column(String(16))
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    close_cost: Mapped[Decimal] = mapped_column(Money)  # total paid to buy back, × 100
+    realized_pnl: Mapped[Decimal | None] = mapped_column(Money)
+    wheel_id: Mapped[str | None] = mapped_column(String(64))
+    open_intent_key: Mapped[str] = mapped_column(String(255), unique=True)
+    close_intent_key: Mapped[str | None] = mapped_column(String(255))
+    rolled_from: Mapped[str | None] = mapped_column(String(64))
+    rolled_to: Mapped[str | None] = mapped_column(String(64))
+    candidate_id: Mapped[int | None] = mapped_column(BigId)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_income_positions_account_state", "account", "state"),)
+
+
+class IncomeWheel(Base):
+    """One turn of the wheel: shares from an assigned put, until they are called away."""
+
+    __tablename__ = "income_wheels"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    underlying: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # SHARES | DONE
+    shares: Mapped[int] = mapped_column(Integer)
+    cost_basis: Mapped[Decimal] = mapped_column(Money)  # per share: strike − premium
+    premium: Mapped[Decimal] = mapped_column(Money)  # every credit of the cycle, net of buybacks
+    put_position_id: Mapped[str] = mapped_column(String(64), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    realized_pnl: Mapped[Decimal | None] = mapped_column(Money)
+
+    __table_args__ = (Index("ix_income_wheels_account_state", "account", "state"),)
+
+
+class IncomeEvent(Base):
+    """A transition of an income position or wheel, with the P&L it realised."""
+
+    __tablename__ = "income_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    event: Mapped[str] = mapped_column(String(32))
+    position_id: Mapped[str | None] = mapped_column(String(64))
+    wheel_id: Mapped[str | None] = mapped_column(String(64))
+    realized_pnl: Mapped[Decimal | None] = mapped_column(Money)
+    # What made it (a fill or a broker activity): recorded once.
+    ref: Mapped[str] = mapped_column(String(160), unique=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+
+    __table_args__ = (Index("ix_income_events_account_at", "account", "at"),)
+
+
+class IncomeScreenRun(Base):
+    """One screen: the universe, quotes dropped by reason, candidates removed by rule."""
+
+    __tablename__ = "income_screen_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    session_date: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+
+    __table_args__ = (Index("ix_income_screen_runs_account_at", "account", "at"),)
+
+
+class IncomeCandidate(Base):
+    """A contract that passed every screen, with its scores, rationale and decision."""
+
+    __tablename__ = "income_candidates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(BigId)
+    account: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(24))
+    underlying: Mapped[str] = mapped_column(String(16))
+    symbol: Mapped[str] = mapped_column(String(32))
+    contracts: Mapped[int] = mapped_column(Integer)
+    bid: Mapped[Decimal] = mapped_column(Money)
+    mid: Mapped[Decimal] = mapped_column(Money)
+    total_score: Mapped[Decimal] = mapped_column(Money)
+    decision: Mapped[str] = mapped_column(String(24))
+    rationale: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonMap)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_income_candidates_run_id", "run_id"),)
+
+
+class IncomeApproval(Base):
+    """A trade waiting for a person (income.approval = "manual"); it expires at the close."""
+
+    __tablename__ = "income_approvals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    candidate_id: Mapped[int] = mapped_column(BigId, unique=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    underlying: Mapped[str] = mapped_column(String(16))
+    symbol: Mapped[str] = mapped_column(String(32))
+    contracts: Mapped[int] = mapped_column(Integer)
+    min_credit: Mapped[Decimal] = mapped_column(Money)  # per share: the least we take
+    score: Mapped[Decimal] = mapped_column(Money)
+    rationale: Mapped[str] = mapped_column(Text)
+    intent_key: Mapped[str] = mapped_column(String(255), unique=True)
+    # PENDING | APPROVED | REJECTED | EXPIRED | EXECUTED
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_income_approvals_account_state", "account", "state"),)
+
+
 # -- Risk (alchemiser.risk; repository: alchemiser.store.risk). --------------------------------------
 # Daily closes of underlyings (market data, shared by accounts) for historical VaR; snapshots of the
 # book's greeks and limit usage (intraday and at the close); the end-of-day VaR/ES/stress row; the
