@@ -207,7 +207,7 @@ def hedge_fill_handlers(store: HedgeStore) -> dict[str, FillHandlerFactory]:
             short = parse_occ(sells[0].symbol) if sells else None
             key = intent.intent_key.removesuffix(":long")  # a legged spread's long leg
             rolled_from = (
-                key.removeprefix("hedge-roll-open:")
+                key.removeprefix("hedge-roll-open:").split(":")[0]  # hedge-roll-open:ID:DATE
                 if intent.purpose == "roll_open" and key.startswith("hedge-roll-open:")
                 else None
             )

@@ -159,9 +159,11 @@ class RollManager:
         recs = replacement.event["recommendations"]
         if recs:
             rec = Recommendation.from_json(recs[0])
+            # One attempt per session: a replacement that did not fill is chosen afresh
+            # (perhaps another contract) the next day, under a key of its own.
             opened = await self.executor.open_hedge(
                 rec,
-                f"hedge-roll-open:{hedge.id}",
+                f"hedge-roll-open:{hedge.id}:{session.isoformat()}",
                 hedge.plan_id,
                 correlation_id,
                 purpose="roll_open",

@@ -15,7 +15,7 @@ from alchemiser.hedging.context import EXECUTION_QUEUE, PLAN_QUEUE, ROLL_QUEUE
 from alchemiser.hedging.evaluator import HedgeEvaluator
 from alchemiser.hedging.roller import RollManager
 from alchemiser.store.hedges import ACTIVE, ROLLED
-from alchemiser.store.models import SimOrder
+from alchemiser.store.models import OrderIntent, SimOrder
 from tests.helpers import make_services, run_on_manual_clock
 
 # A calm session of the default sim seed on which the default tail_first rule buys.
@@ -122,6 +122,11 @@ async def test_a_hedge_near_expiry_is_rolled_as_one_tracked_unit(
 
     rolled = await services.hedging.store.get(old.id)
     assert rolled is not None and rolled.rolled_to is not None  # the replacement came first
+    # The replacement's intent is the session's own: an unfilled one is chosen afresh (perhaps
+    # another contract) the next day, under a new key, instead of conflicting with this one.
+    async with services.sessions() as s:
+        keys = set(await s.scalars(select(OrderIntent.intent_key)))
+    assert f"hedge-roll-open:{old.id}:{day.isoformat()}" in keys
     if rolled.state == ACTIVE:
         # The sale expired at the close: the next roll check sells it, buying nothing again.
         day = cal.next_session(day)
