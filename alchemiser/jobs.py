@@ -99,6 +99,9 @@ EOD_IN_FLIGHT_GRACE_SECONDS = 900
 async def eod_reconcile(ctx: JobContext) -> None:
     """After the close: reconcile with the broker (settles expiries and exercises too)."""
     services = ctx.services
+    # Income shorts that expired or were assigned at the close are settled now, so the next
+    # morning's screen sees the cash and shares as they are (the management job does it too).
+    await IncomeManager(services.income, IncomeTrader(services.income)).settle()
     report = await build_reconciler(
         services.broker,
         services.sessions,

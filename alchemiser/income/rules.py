@@ -201,7 +201,8 @@ def cc_iv_percentile(
         return RuleResult(
             "iv_percentile",
             False,
-            f"unknown (fewer than {risk.min_history_sessions} sessions)",
+            # The percentile needs hedging.iv_percentile.min_observations daily values.
+            "unknown (not enough daily IV history yet)",
             limit,
         )
     shown = _round(pct, _CENT)

@@ -275,7 +275,7 @@ def test_cc_iv_percentile_boundary(pct: str, ok: bool) -> None:
 def test_cc_iv_percentile_unknown_fails() -> None:
     r = cc_rule("iv_percentile", iv_percentile=None)
     assert not r.passed
-    assert r.value == "unknown (fewer than 126 sessions)"
+    assert r.value == "unknown (not enough daily IV history yet)"
 
 
 @pytest.mark.parametrize("screen_", ["covered_call", "cash_secured_put"])
