@@ -230,3 +230,61 @@ async def test_an_assigned_put_starts_a_wheel_at_strike_less_premium_once(
     # And reconciliation finds nothing wrong with the settled book.
     report = await reconciler(services).run()
     assert report.clean and not report.halted and report.adopted_externals == []
+
+
+async def test_a_call_assigned_on_wheel_shares_ends_the_cycle_with_its_pnl(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    services = await wheel_services(engine, tmp_path)
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    put = await sell_one(services, await deep_itm_puts(services), "test-wheel-put")
+    manager = IncomeManager(services.income, IncomeTrader(services.income))
+    await clock.advance_to(services.calendar.session_close(put.expiry) + timedelta(minutes=5))
+    await manager.settle()
+    [wheel] = await services.income.store.wheels()
+
+    # Next session: a call deep in the money on the wheel's shares, at the next expiry.
+    day = services.calendar.next_session(put.expiry)
+    await clock.advance_to(datetime.combine(day, time(10, 30), NEW_YORK))
+    chain = await services.broker.get_option_chain(UNDERLYING, expiry_to=day + timedelta(days=40))
+    calls = sorted(
+        (
+            s
+            for s in chain
+            if s.contract.right.is_call
+            and s.underlying_price is not None
+            and s.contract.strike <= s.underlying_price * Decimal("0.90")
+            and s.bid > 0
+        ),
+        key=lambda s: (s.contract.expiry, -s.contract.strike),
+    )
+    assert calls, "no deep in-the-money call to sell"
+    call: IncomePositionView | None = None
+    for attempt, snap in enumerate(calls[:3]):
+        proposal = Proposal(
+            kind="covered_call",
+            symbol=snap.contract.occ_symbol,
+            contracts=wheel.shares // 100,
+            min_credit=min_credit(snap.mid, Decimal(10)),
+            intent_key=f"test-wheel-call#{attempt}",
+            wheel_id=wheel.id,
+        )
+        result = await run_on_manual_clock(clock, IncomeTrader(services.income).open(proposal))
+        if result.status is IntentStatus.FILLED:
+            call = await services.income.store.get(proposal.position_id)
+            break
+    assert call is not None and call.wheel_id == wheel.id
+
+    await clock.advance_to(services.calendar.session_close(call.expiry) + timedelta(minutes=5))
+    settled = await manager.settle()
+    assert [s["outcome"] for s in settled] == ["called_away"]
+    [done] = await services.income.store.wheels(state=None)
+    assert done.state == "DONE" and done.ended_at is not None
+    # Bought at the put's strike, sold at the call's, plus every premium of the cycle.
+    premium = put.credit + call.credit
+    assert done.premium == premium
+    assert done.realized_pnl == (call.strike - put.strike) * wheel.shares + premium
+    events = [e.event for e in await services.income.store.events()]
+    assert events.count("WHEEL_ENDED") == 1
+    assert await manager.settle() == []  # once
