@@ -310,6 +310,8 @@ class Daemon:
                 # Trades a person approved (`alchemiser approvals approve ID`).
                 await IncomeTrader(services.income).execute_approved()
             except Exception:
+                # Logged; the approval stays APPROVED and the next pass tries it again until
+                # it expires at the close (its intent key keeps a retry from selling twice).
                 log.exception("income_approved_execution_failed")
 
     async def _tick_alerts(self, services: Services) -> None:

@@ -29,6 +29,7 @@ from alchemiser.broker.base import BrokerError
 from alchemiser.domain.options import parse_occ
 from alchemiser.domain.trading import Activity, ActivityType
 from alchemiser.hedging.book import spots
+from alchemiser.income.candidates import SHARES_PER_CONTRACT as MULTIPLIER
 from alchemiser.income.context import IncomeContext
 from alchemiser.income.exits import ExitDecision, OpenShort, assigned_cost_basis, exit_decision
 from alchemiser.income.screening import IncomeScreener
@@ -38,7 +39,6 @@ from alchemiser.store.orders import IntentStatus
 
 log = structlog.stdlib.get_logger("alchemiser.income")
 
-MULTIPLIER = 100
 # Activities are read from a little before a position was opened.
 ACTIVITY_MARGIN = timedelta(minutes=5)
 _SETTLEMENTS = (ActivityType.OPASN, ActivityType.OPEXP, ActivityType.OPEXC)

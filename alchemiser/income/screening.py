@@ -26,23 +26,31 @@ import structlog
 
 from alchemiser.broker.base import BrokerError
 from alchemiser.domain.trading import OptionSnapshot, OrderLeg, PositionIntent, Side
+
+# Quotes older than the executor's bound are stale: never screened either.
+from alchemiser.execution.engine import DEFAULT_MAX_QUOTE_AGE_SECONDS as MAX_QUOTE_AGE_SECONDS
 from alchemiser.execution.engine import ExecutionPlan
 from alchemiser.hedging.book import spots
+from alchemiser.hedging.iv_capture import ATM_DAYS
 from alchemiser.hedging.vol_regime import atm_iv, iv_percentile
-from alchemiser.income.candidates import Candidate, Kind, SymbolFacts, contracts_for
+from alchemiser.income.candidates import (
+    SHARES_PER_CONTRACT as MULTIPLIER,
+)
+from alchemiser.income.candidates import (
+    Candidate,
+    Kind,
+    SymbolFacts,
+    contracts_for,
+)
 from alchemiser.income.chain_quality import put_call_ratio, sector_average, validate_quotes
 from alchemiser.income.context import IncomeContext
 from alchemiser.income.rules import RuleResult, passed, screen
 from alchemiser.income.scoring import decide, portfolio_fit_score, quant_score
 from alchemiser.income.trader import Proposal, min_credit, open_intent_key
+from alchemiser.risk.pretrade import sector_of
 from alchemiser.store.income import NewCandidate
 
 log = structlog.stdlib.get_logger("alchemiser.income")
-
-# Quotes older than this are stale and never screened (the executor uses the same bound).
-MAX_QUOTE_AGE_SECONDS = 300.0
-ATM_DAYS = 30
-MULTIPLIER = 100
 
 
 @dataclass
@@ -193,7 +201,7 @@ class IncomeScreener:
                 put_names.add(pos.underlying)
                 notional = pos.strike * MULTIPLIER * pos.contracts
                 reserved += notional
-                bucket = self._sector(pos.underlying)
+                bucket = sector_of(ctx.reference, pos.underlying)
                 csp_by_sector[bucket] = csp_by_sector.get(bucket, Decimal(0)) + notional
         calls = (
             sorted(s for s, q in shares_held.items() if q - covered[s] >= MULTIPLIER)
@@ -224,9 +232,9 @@ class IncomeScreener:
                 report.errors[name] = f"chain unavailable: {exc}"
                 log.warning("income_chain_unavailable", symbol=name, error=str(exc))
         ratios = {n: put_call_ratio(chain) for n, chain in chains.items()}
-        sector_of = {n: ctx.reference.get(n).sector for n in names}
-        averages = sector_average(ratios, sector_of)
-        known = [n for n, r in ratios.items() if r is not None and sector_of.get(n)]
+        sectors = {n: ctx.reference.get(n).sector for n in names}
+        averages = sector_average(ratios, sectors)
+        known = [n for n, r in ratios.items() if r is not None and sectors.get(n)]
         cash_free = account.cash - reserved
         basis = {p.symbol: p.avg_entry_price for p in positions if not p.is_option}
         for name in names:
@@ -239,7 +247,7 @@ class IncomeScreener:
             report.quotes_seen += len(chain)
             report.quotes_dropped.update(dropped)
             percentile = await self._iv_percentile(name, chain, spot, today)
-            sector = sector_of[name]
+            sector = sectors[name]
             wheel = wheels.get(name)
             facts = SymbolFacts(
                 symbol=name,
@@ -251,10 +259,10 @@ class IncomeScreener:
                 shares_free=shares_held.get(name, 0) - covered[name],
                 cost_basis=wheel.cost_basis if wheel is not None else basis.get(name),
                 cash_free=cash_free,
-                sector_csp_notional=csp_by_sector.get(self._sector(name), Decimal(0)),
+                sector_csp_notional=csp_by_sector.get(sector_of(ctx.reference, name), Decimal(0)),
                 csp_capacity=max(account.cash, Decimal(0)),
                 nav=account.equity,
-                sector_peers=sum(1 for n in known if n != name and sector_of[n] == sector),
+                sector_peers=sum(1 for n in known if n != name and sectors[n] == sector),
             )
             kinds: list[Kind] = []
             if name in calls:
@@ -364,9 +372,6 @@ class IncomeScreener:
             return None
         history = await self.ctx.iv_history.history(name, today)
         return iv_percentile(history, current, self.ctx.settings.current.hedging)
-
-    def _sector(self, symbol: str) -> str:
-        return self.ctx.reference.get(symbol).sector or f"unknown sector ({symbol})"
 
 
 # The trade is sized to the per-trade, cash and covered-share limits, so they say nothing of

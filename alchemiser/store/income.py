@@ -28,6 +28,7 @@ from alchemiser.store.models import (
     IncomeScreenRun,
     IncomeWheel,
 )
+from alchemiser.store.orders import OPTION_MULTIPLIER as MULTIPLIER
 from alchemiser.store.types import clip_text
 
 OPEN = "OPEN"
@@ -44,7 +45,6 @@ REJECTED = "REJECTED"
 APPROVAL_EXPIRED = "EXPIRED"
 EXECUTED = "EXECUTED"
 
-MULTIPLIER = 100
 _PRICE = Decimal("0.0001")
 
 
